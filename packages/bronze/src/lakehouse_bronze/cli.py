@@ -1,0 +1,27 @@
+"""``lakehouse bronze extract``: extract the batch's tables into their audit branches."""
+
+from __future__ import annotations
+
+import argparse
+
+from lakehouse_core.cli import add_batch_arguments, start_layer_job
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from lakehouse_bronze.extract import extract_table, source_now
+
+    job = start_layer_job(args, "lakehouse-bronze")
+    now = source_now(job.settings)
+    for spec in job.tables:
+        result = extract_table(job.spark, job.settings, spec, job.interval, now)
+        state = "already published, skipped" if result.skipped else f"{result.rows_written} rows staged, watermark {result.watermark}"
+        print(f"bronze.{spec.name}: {state}")
+    return 0
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``lakehouse bronze ...``."""
+    bronze = subparsers.add_parser("bronze", help="bronze layer").add_subparsers(dest="bronze_command", required=True)
+    extract = bronze.add_parser("extract", help="extract source tables into bronze audit branches")
+    add_batch_arguments(extract)
+    extract.set_defaults(func=_extract)

@@ -1,0 +1,144 @@
+"""The ``lakehouse`` command. Layer packages add sub-commands through the
+``lakehouse.commands`` entry-point group: each entry point is a callable
+``add_commands(subparsers)`` whose parsers set ``func(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from importlib.metadata import entry_points
+
+from dataclasses import dataclass
+
+from lakehouse_core import postgres
+from lakehouse_core.batch import DataInterval
+from lakehouse_core.registry import Registry, TableSpec
+from lakehouse_core.settings import LakehouseSettings, get_settings
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser, with_tables: bool = True) -> None:
+    """The arguments every layer job takes: the data interval (and optionally the tables)."""
+    parser.add_argument("--interval-start", required=True, help="data interval start, ISO-8601 with offset")
+    parser.add_argument("--interval-end", required=True, help="data interval end, ISO-8601 with offset")
+    if with_tables:
+        parser.add_argument("--tables", default=None,
+                            help="comma-separated table names (default: the registry's enabled tables)")
+
+
+@dataclass
+class LayerJob:
+    """What a layer job needs: settings, registry, its tables, the interval, one SparkSession."""
+
+    settings: LakehouseSettings
+    registry: Registry
+    tables: list[TableSpec]
+    interval: DataInterval
+    spark: "object"
+
+
+def start_layer_job(args: argparse.Namespace, app_name: str) -> LayerJob:
+    """Build the job context from parsed arguments; starts the process's single SparkSession.
+
+    Raises RegistryError for an unknown table and ValueError for a malformed interval.
+    """
+    from lakehouse_core.spark import ParentRun, get_spark
+
+    settings = get_settings()
+    registry = Registry.load(settings)
+    names = getattr(args, "tables", None)
+    tables = [registry.get(n.strip()) for n in names.split(",")] if names else registry.enabled()
+    interval = DataInterval.parse(args.interval_start, args.interval_end)
+    spark = get_spark(settings, app_name, ParentRun.from_env())
+    return LayerJob(settings, registry, tables, interval, spark)
+
+
+def _db(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    server = postgres.EmbeddedPostgres.for_settings(settings)
+    if args.action == "start":
+        print(f"embedded PostgreSQL on 127.0.0.1:{server.start()} ({server.data_dir})")
+    elif args.action == "stop":
+        server.stop()
+        print("embedded PostgreSQL stopped")
+    else:
+        print("running" if server.is_running() else "stopped")
+    return 0
+
+
+def _clean(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    postgres.EmbeddedPostgres.for_settings(settings).stop()
+    shutil.rmtree(settings.home, ignore_errors=True)
+    print(f"removed {settings.home}")
+    return 0
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from lakehouse_core.quality import QualityGateFailed, run_gate
+
+    job = start_layer_job(args, f"lakehouse-gate-{args.layer}")
+    try:
+        report = run_gate(job.spark, job.settings, args.layer, job.interval.batch_id)
+    except QualityGateFailed as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for table in report.tables:
+        print(f"{args.layer}.{table.table}: {table.row_count} rows validated, published")
+    return 0
+
+
+def _tables(args: argparse.Namespace) -> int:
+    from lakehouse_core.spark import get_spark
+    from lakehouse_core.settings import CATALOG_NAME
+
+    settings = get_settings()
+    spark = get_spark(settings, "lakehouse-tables")
+    for layer in ("bronze", "silver", "gold", "quarantine"):
+        for row in spark.sql(f"SHOW TABLES IN {CATALOG_NAME}.{layer}").orderBy("tableName").collect():
+            count = spark.table(f"{CATALOG_NAME}.{layer}.{row.tableName}").count()
+            print(f"{layer}.{row.tableName:<32} {count:>10,} rows")
+    print(f"warehouse:       {settings.warehouse_uri}")
+    print(f"Data Docs:       {settings.data_docs_dir / 'index.html'}")
+    print(f"quality reports: {settings.quality_dir}")
+    print(f"lineage events:  {settings.lineage_dir}")
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from lakehouse_core.spark import get_spark
+
+    settings = get_settings().model_copy(update={"lineage": get_settings().lineage.model_copy(update={"enabled": False})})
+    get_spark(settings, "lakehouse-sql").sql(args.query).show(args.limit, truncate=False)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lakehouse", description="E-commerce lakehouse platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+    db = sub.add_parser("db", help="manage the embedded PostgreSQL server")
+    db.add_argument("action", choices=["start", "stop", "status"])
+    db.set_defaults(func=_db)
+    sub.add_parser("clean", help="stop the embedded server and delete the state folder").set_defaults(func=_clean)
+    gate = sub.add_parser("gate", help="validate a layer's audit branches and publish all or none")
+    gate.add_argument("layer", choices=["bronze", "silver", "gold"])
+    add_batch_arguments(gate, with_tables=False)
+    gate.set_defaults(func=_gate)
+    sub.add_parser("tables", help="list every Iceberg table with its row count").set_defaults(func=_tables)
+    sql = sub.add_parser("sql", help="run a Spark SQL query against the catalog (e.g. SELECT * FROM gold.x)")
+    sql.add_argument("query")
+    sql.add_argument("--limit", type=int, default=50)
+    sql.set_defaults(func=_sql)
+    for ep in sorted(entry_points(group="lakehouse.commands"), key=lambda e: e.name):
+        ep.load()(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""The embedded PostgreSQL server (profile ``local``) and connection helpers.
+
+The server keeps its files in ``<home>/postgres`` so that the source database
+and the Iceberg catalog survive between commands; ``start`` is idempotent and
+``stop`` shuts it down. PostgreSQL refuses to run as root, so under root the
+server runs as the unprivileged user ``nobody``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import psycopg2
+import psycopg2.extensions
+
+from lakehouse_core.settings import LakehouseSettings, PostgresSettings
+
+SERVICE_USER = "nobody"
+SUPERUSER = "lakehouse"
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded PostgreSQL server could not be set up or started."""
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(candidate)
+    raise EmbeddedPostgresError(
+        f"PostgreSQL server binary {name!r} not found: install the Debian package 'postgresql' "
+        "(make setup does this) or point LAKEHOUSE_SOURCE__HOST at a running server."
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_service_user(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", SERVICE_USER, "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def _make_reachable(path: Path) -> None:
+    """Under root, let the service user traverse to ``path`` (adds o+x to its ancestors)."""
+    if os.geteuid() != 0:
+        return
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+
+
+@dataclass(frozen=True)
+class EmbeddedPostgres:
+    """A PostgreSQL cluster under ``root`` (``<home>/postgres``)."""
+
+    root: Path
+
+    @classmethod
+    def for_settings(cls, settings: LakehouseSettings) -> "EmbeddedPostgres":
+        return cls(settings.home.resolve() / "postgres")
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def port_file(self) -> Path:
+        return self.root / "port"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "server.log"
+
+    @property
+    def port(self) -> int | None:
+        return int(self.port_file.read_text()) if self.port_file.exists() else None
+
+    def is_running(self) -> bool:
+        port = self.port
+        if port is None or not (self.data_dir / "postmaster.pid").exists():
+            return False
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+        return False
+
+    def _chown(self, path: Path) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(path, SERVICE_USER, "nogroup")
+
+    def initdb(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        _make_reachable(self.root)
+        self._chown(self.root)
+        subprocess.run(
+            _as_service_user([_pg_bin("initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
+                              "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"]),
+            check=True, capture_output=True, text=True,
+        )
+
+    def start(self) -> int:
+        """Start the server if needed (initialising it on first use); return its port.
+
+        Raises EmbeddedPostgresError with the server log tail when it does not come up.
+        """
+        if self.is_running():
+            return self.port  # type: ignore[return-value]
+        if not (self.data_dir / "PG_VERSION").exists():
+            self.initdb()
+        _make_reachable(self.root)
+        port = _free_port()
+        self.port_file.write_text(str(port))
+        options = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='{self.root}' "
+                   "-c synchronous_commit=off -c max_connections=100 -c shared_buffers=256MB "
+                   "-c max_parallel_workers_per_gather=0")
+        proc = subprocess.run(
+            _as_service_user([_pg_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
+                              "-o", options, "-w", "-t", "60", "start"]),
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else proc.stderr
+            raise EmbeddedPostgresError(f"embedded PostgreSQL did not start (port {port}):\n{tail}")
+        return port
+
+    def stop(self) -> None:
+        if not (self.data_dir / "postmaster.pid").exists():
+            return
+        subprocess.run(_as_service_user([_pg_bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"]),
+                       capture_output=True, text=True)
+
+
+def resolve(db: PostgresSettings, settings: LakehouseSettings) -> PostgresSettings:
+    """Fill host and port of ``db`` from the embedded server (started on demand) when unset."""
+    if db.host is not None:
+        return db
+    port = EmbeddedPostgres.for_settings(settings).start()
+    _ensure_database(port, db.dbname)
+    return db.model_copy(update={"host": "127.0.0.1", "port": port})
+
+
+def _ensure_database(port: int, dbname: str) -> None:
+    conn = psycopg2.connect(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{dbname}"')
+    finally:
+        conn.close()
+
+
+def connect(db: PostgresSettings, settings: LakehouseSettings) -> psycopg2.extensions.connection:
+    """Open a psycopg2 connection to ``db`` (embedded server started on demand)."""
+    db = resolve(db, settings)
+    return psycopg2.connect(
+        host=db.host, port=db.port or 5432, user=db.user, dbname=db.dbname,
+        password=db.password.get_secret_value() if db.password else None,
+    )
+
+
+def jdbc_url(db: PostgresSettings) -> str:
+    """JDBC URL of a resolved database (host and port set)."""
+    return f"jdbc:postgresql://{db.host}:{db.port or 5432}/{db.dbname}?prepareThreshold=-1"
+
+
+@contextlib.contextmanager
+def embedded_server(settings: LakehouseSettings) -> Iterator[EmbeddedPostgres]:
+    """Run the embedded server for the duration of a block, then stop it."""
+    server = EmbeddedPostgres.for_settings(settings)
+    already = server.is_running()
+    server.start()
+    try:
+        yield server
+    finally:
+        if not already:
+            server.stop()
+
+
+def wait_until_ready(db: PostgresSettings, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg2.connect(host=db.host, port=db.port, user=db.user, dbname=db.dbname).close()
+            return
+        except psycopg2.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

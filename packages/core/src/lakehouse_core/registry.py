@@ -1,0 +1,117 @@
+"""The table registry: which source tables exist and how each one is loaded.
+
+The registry is data (``tables.toml`` shipped with this package, or the file at
+``LAKEHOUSE_REGISTRY_PATH``); everything per-table in the platform is driven by it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from lakehouse_core.settings import CATALOG_NAME, LakehouseSettings
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+LAYERS = ("bronze", "silver", "gold", "quarantine")
+
+
+class RegistryError(ValueError):
+    """The registry file is malformed or names an unknown table."""
+
+
+class LoadMode(str, Enum):
+    full = "full"
+    incremental = "incremental"
+
+
+def validate_identifier(name: str) -> str:
+    """Return ``name`` if it is a safe lower-case SQL identifier; raise RegistryError otherwise."""
+    if not _IDENTIFIER.match(name):
+        raise RegistryError(f"invalid identifier {name!r}: expected lower-case letters, digits and '_'")
+    return name
+
+
+class TableSpec(BaseModel):
+    """One source table and how it flows through the layers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    kind: str
+    primary_key: tuple[str, ...]
+    load_mode: LoadMode
+    cursor: str | None = None
+    event_time: str | None = None
+    partitioned: bool = False
+    enabled: bool = False
+
+    @field_validator("name", "cursor", "event_time")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        return None if value is None else validate_identifier(value)
+
+    @field_validator("primary_key")
+    @classmethod
+    def _key(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise RegistryError("primary_key must name at least one column")
+        return tuple(validate_identifier(v) for v in value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TableSpec":
+        if self.load_mode is LoadMode.incremental and not self.cursor:
+            raise RegistryError(f"table {self.name}: load_mode incremental needs a cursor column")
+        if self.partitioned and not self.event_time:
+            raise RegistryError(f"table {self.name}: partitioned needs an event_time column")
+        return self
+
+
+def identifier(layer: str, table: str) -> str:
+    """The Iceberg identifier ``lakehouse.<layer>.<table>`` (validated)."""
+    if layer not in LAYERS:
+        raise RegistryError(f"unknown layer {layer!r}; expected one of {LAYERS}")
+    return f"{CATALOG_NAME}.{layer}.{validate_identifier(table)}"
+
+
+class Registry:
+    """All registered tables, in file order."""
+
+    def __init__(self, tables: list[TableSpec]):
+        self._tables = {t.name: t for t in tables}
+
+    @classmethod
+    def from_toml(cls, text: str, source: str = "<registry>") -> "Registry":
+        try:
+            data = tomllib.loads(text)
+            return cls([TableSpec(name=name, **spec) for name, spec in data.get("tables", {}).items()])
+        except (tomllib.TOMLDecodeError, ValueError) as exc:
+            raise RegistryError(f"{source}: {exc}") from exc
+
+    @classmethod
+    def load(cls, settings: LakehouseSettings) -> "Registry":
+        """The registry at ``settings.registry_path``, or the default shipped with lakehouse-core."""
+        if settings.registry_path is not None:
+            path = Path(settings.registry_path)
+            return cls.from_toml(path.read_text(), str(path))
+        text = resources.files("lakehouse_core").joinpath("tables.toml").read_text()
+        return cls.from_toml(text, "lakehouse_core/tables.toml")
+
+    def __iter__(self):
+        return iter(self._tables.values())
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+    def get(self, name: str) -> TableSpec:
+        try:
+            return self._tables[name]
+        except KeyError:
+            raise RegistryError(f"table {name!r} is not in the registry") from None
+
+    def enabled(self) -> list[TableSpec]:
+        return [t for t in self if t.enabled]

@@ -1,0 +1,156 @@
+"""The SparkSession factory: Iceberg JDBC catalog ``lakehouse``, pinned jars, lineage listener.
+
+One session per process: layer jobs run all their tables in the session they get here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+
+from lakehouse_core import jvm, postgres
+from lakehouse_core.settings import CATALOG_NAME, LakehouseSettings
+
+
+@dataclass(frozen=True)
+class ParentRun:
+    """The OpenLineage run (an Airflow task) that launched this Spark application."""
+
+    namespace: str
+    job_name: str
+    run_id: str
+    root_namespace: str | None = None
+    root_job_name: str | None = None
+    root_run_id: str | None = None
+
+    @classmethod
+    def from_env(cls) -> "ParentRun | None":
+        """Read ``OPENLINEAGE_PARENT_*`` variables set by the Airflow task, if any."""
+        env = os.environ
+        if not env.get("OPENLINEAGE_PARENT_RUN_ID"):
+            return None
+        return cls(env["OPENLINEAGE_PARENT_NAMESPACE"], env["OPENLINEAGE_PARENT_JOB_NAME"],
+                   env["OPENLINEAGE_PARENT_RUN_ID"], env.get("OPENLINEAGE_ROOT_PARENT_NAMESPACE"),
+                   env.get("OPENLINEAGE_ROOT_PARENT_JOB_NAME"), env.get("OPENLINEAGE_ROOT_PARENT_RUN_ID"))
+
+
+def _catalog_conf(settings: LakehouseSettings) -> dict[str, str]:
+    catalog = postgres.resolve(settings.catalog, settings)
+    prefix = f"spark.sql.catalog.{CATALOG_NAME}"
+    conf = {
+        prefix: "org.apache.iceberg.spark.SparkCatalog",
+        f"{prefix}.type": "jdbc",
+        f"{prefix}.uri": postgres.jdbc_url(catalog),
+        f"{prefix}.jdbc.user": catalog.user,
+        f"{prefix}.jdbc.schema-version": "V1",
+        f"{prefix}.warehouse": settings.warehouse_uri,
+        f"{prefix}.cache-enabled": "false",
+    }
+    if catalog.password:
+        conf[f"{prefix}.jdbc.password"] = catalog.password.get_secret_value()
+    if settings.warehouse_uri.startswith("s3"):
+        s3 = settings.s3
+        conf[f"{prefix}.io-impl"] = "org.apache.iceberg.aws.s3.S3FileIO"
+        conf[f"{prefix}.s3.path-style-access"] = str(s3.path_style_access).lower()
+        conf[f"{prefix}.client.region"] = s3.region
+        if s3.endpoint:
+            conf[f"{prefix}.s3.endpoint"] = s3.endpoint
+        if s3.access_key_id and s3.secret_access_key:
+            conf[f"{prefix}.s3.access-key-id"] = s3.access_key_id.get_secret_value()
+            conf[f"{prefix}.s3.secret-access-key"] = s3.secret_access_key.get_secret_value()
+    return conf
+
+
+def _lineage_conf(settings: LakehouseSettings, parent: ParentRun | None) -> dict[str, str]:
+    lineage = settings.lineage
+    if not lineage.enabled:
+        return {}
+    conf = {
+        "spark.extraListeners": "io.openlineage.spark.agent.OpenLineageSparkListener",
+        "spark.openlineage.namespace": lineage.namespace,
+    }
+    if lineage.http_url:
+        conf |= {"spark.openlineage.transport.type": "http", "spark.openlineage.transport.url": lineage.http_url}
+    else:
+        settings.lineage_dir.mkdir(parents=True, exist_ok=True)
+        conf |= {"spark.openlineage.transport.type": "file",
+                 "spark.openlineage.transport.location": str(settings.lineage_dir / "spark-events.jsonl")}
+    if parent:
+        conf |= {"spark.openlineage.parentJobNamespace": parent.namespace,
+                 "spark.openlineage.parentJobName": parent.job_name,
+                 "spark.openlineage.parentRunId": parent.run_id}
+        if parent.root_run_id:
+            conf |= {"spark.openlineage.rootParentJobNamespace": parent.root_namespace or parent.namespace,
+                     "spark.openlineage.rootParentJobName": parent.root_job_name or parent.job_name,
+                     "spark.openlineage.rootParentRunId": parent.root_run_id}
+    return conf
+
+
+def spark_conf(settings: LakehouseSettings, app_name: str, parent: ParentRun | None = None) -> dict[str, str]:
+    """Every Spark setting of a platform session (also usable for spark-submit ``--conf``)."""
+    artifacts = [jvm.ICEBERG_SPARK_RUNTIME, jvm.POSTGRES_JDBC]
+    if settings.lineage.enabled:
+        artifacts.append(jvm.OPENLINEAGE_SPARK)
+    if settings.warehouse_uri.startswith("s3"):
+        artifacts.append(jvm.ICEBERG_AWS_BUNDLE)
+    jars = jvm.resolve(artifacts, settings.jar_cache)
+    conf = {
+        "spark.app.name": app_name,
+        "spark.master": settings.spark.master,
+        "spark.driver.memory": settings.spark.driver_memory,
+        "spark.jars": ",".join(str(p) for p in jars),
+        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.defaultCatalog": CATALOG_NAME,
+        # the OpenLineage listener reflects into the class loader (Java 17 module rules)
+        "spark.driver.extraJavaOptions": "--add-opens=java.base/java.security=ALL-UNNAMED",
+    }
+    if settings.spark.master.startswith("local"):
+        conf |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+    conf |= _catalog_conf(settings)
+    conf |= _lineage_conf(settings, parent)
+    conf |= settings.spark.extra_conf
+    return conf
+
+
+def get_spark(settings: LakehouseSettings, app_name: str, parent: ParentRun | None = None) -> SparkSession:
+    """Return the process's SparkSession, creating it on first call.
+
+    Raises ArtifactResolutionError when a pinned jar cannot be resolved, and
+    EmbeddedPostgresError when the embedded catalog database does not start.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if settings.spark.master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings, app_name, parent).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    for namespace in ("bronze", "silver", "gold", "quarantine"):
+        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG_NAME}.{namespace}")
+    _name_catalog_for_lineage(spark)
+    return spark
+
+
+def _name_catalog_for_lineage(spark: SparkSession) -> None:
+    """Let OpenLineage name datasets of the JDBC catalog.
+
+    OpenLineage 1.53 has no handler for Iceberg JDBC catalogs and falls back to its
+    Hive handler, which parses the catalog ``uri`` as a URI with an authority and fails
+    on ``jdbc:postgresql://...`` (no dataset then reaches the events). The Iceberg
+    catalog is initialised by now and keeps its own copy of its properties, so the
+    session-level value is replaced by the same address without the ``jdbc:`` scheme.
+    """
+    key = f"spark.sql.catalog.{CATALOG_NAME}.uri"
+    uri = spark.conf.get(key, "")
+    if uri.startswith("jdbc:"):
+        spark.conf.set(key, uri.removeprefix("jdbc:").split("?")[0])

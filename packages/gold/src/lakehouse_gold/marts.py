@@ -1,0 +1,99 @@
+"""Gold marts. Each mart is a function of silver (published ``main``) and the run's data interval.
+
+Results depend on the logical date of the run, never on the wall clock: a mart
+only covers business days that ended by the end of the run's data interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Callable
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse_core import iceberg
+from lakehouse_core.batch import DataInterval, check_not_older
+from lakehouse_core.registry import identifier
+from lakehouse_core.settings import LakehouseSettings
+from lakehouse_gold import metrics
+
+PACKAGE = "lakehouse-gold"
+
+
+@dataclass(frozen=True)
+class Mart:
+    name: str
+    partition_by: list[str]
+    build: Callable[[SparkSession, LakehouseSettings, DataInterval], DataFrame]
+    upstream: tuple[str, ...]
+
+
+def business_day(ts: F.Column, settings: LakehouseSettings) -> F.Column:
+    """The calendar day of a UTC instant in the business zone."""
+    return F.to_date(F.from_utc_timestamp(ts, settings.business_zone))
+
+
+def build_daily_sales(spark: SparkSession, settings: LakehouseSettings, interval: DataInterval) -> DataFrame:
+    """Daily sales at order grain: one row per (business day, channel).
+
+    Order lines are aggregated per order *before* joining, so orders never fan out.
+    """
+    silver = lambda t: spark.read.table(identifier("silver", t))  # noqa: E731
+    lines = silver("order_items").groupBy("order_id").agg(F.sum("quantity").alias("quantity"))
+    channels = silver("order_channel").select(F.col("id").alias("order_channel_id"), F.col("name").alias("channel"))
+    last_day = F.lit(interval.end_in_zone(settings.business_zone).date())
+    orders = (silver("orders")
+              .join(lines, F.col("id") == F.col("order_id"), "left")
+              .join(channels, "order_channel_id", "left")
+              .withColumn("order_day", business_day(F.col("order_date"), settings))
+              .where(F.col("order_day") < last_day))
+    status, total = F.col("status"), F.col("total_price")
+    return (orders.groupBy("order_day", F.coalesce("channel", F.lit("unknown")).alias("channel"))
+            .agg(metrics.order_count(status).alias("order_count"),
+                 metrics.cancelled_order_count(status).alias("cancelled_order_count"),
+                 metrics.gmv(total, status).alias("gmv"),
+                 metrics.aov(total, status).alias("aov"),
+                 metrics.units_sold(F.col("quantity"), status).alias("units_sold")))
+
+
+MARTS: dict[str, Mart] = {
+    m.name: m for m in [
+        Mart("mart_daily_sales", ["order_day"], build_daily_sales, ("orders", "order_items", "order_channel")),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class GoldResult:
+    table: str
+    rows: int
+    skipped: bool = False
+
+
+def build_mart(spark: SparkSession, settings: LakehouseSettings, mart: Mart, interval: DataInterval) -> GoldResult:
+    """Rebuild ``gold.<mart>`` on the batch's audit branch, recording the silver snapshots read.
+
+    Raises BatchOrderError when a newer batch is already published.
+    """
+    ident = identifier("gold", mart.name)
+    batch_id = interval.batch_id
+    branch = iceberg.audit_branch(batch_id)
+    df = mart.build(spark, settings, interval).localCheckpoint()
+    if iceberg.table_exists(spark, ident):
+        published = iceberg.published_batches(spark, ident)
+        if batch_id in published:
+            return GoldResult(mart.name, 0, skipped=True)
+        check_not_older(batch_id, published, f"gold.{mart.name}")
+    else:
+        iceberg.create_table(spark, ident, df, partition_by=mart.partition_by)
+    iceberg.start_audit_branch(spark, ident, branch)
+    df.writeTo(f"{ident}.branch_{branch}").overwrite(F.lit(True))
+    upstream = {t: iceberg.snapshot_id(spark, identifier("silver", t)) for t in mart.upstream}
+    iceberg.commit_properties(spark, ident, branch, {
+        "lakehouse.batch_id": batch_id,
+        "lakehouse.upstream_snapshot": iceberg.encode(upstream),
+        "lakehouse.package_version": version(PACKAGE),
+    })
+    return GoldResult(mart.name, df.count())

@@ -1,0 +1,315 @@
+"""Customer engagement around orders: carts, cart_items, wishlist, product_review, order_return
+and the customer_activity_log clickstream that mirrors them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lakehouse_simulator import vocab
+from lakehouse_simulator.copyio import Frame
+from lakehouse_simulator.customers import Customers
+from lakehouse_simulator.inventory import Movements, Stock
+from lakehouse_simulator.orders import COMPLETED, DELIVERED, Orders
+from lakehouse_simulator.reference import Reference
+from lakehouse_simulator.sampling import (DAY, HOUR, SimClock, event_offsets, exp_seconds, first_occurrence,
+                                          ids_with_gaps, pick_existing, redraw_duplicates, weighted)
+
+S = np.dtypes.StringDType()
+CART_LIFETIME = 7 * DAY
+ABANDON_AFTER = DAY
+
+
+def _visitors(rng: np.random.Generator, n: int, clock: SimClock, ref: Reference,
+              customers: Customers) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Times, customer indexes and channel indexes of ``n`` customer-initiated events."""
+    t = event_offsets(rng, n, clock)
+    who = pick_existing(rng, t, customers.created, customers.propensity_cum)
+    channel = np.where(rng.random(n) < 0.7, customers.channel[who], weighted(rng, n, ref.channel_weights))
+    return t, who, channel
+
+
+def _quantities(rng: np.random.Generator, price: np.ndarray) -> np.ndarray:
+    return np.where(price > 20_000_000, 1, rng.choice([1, 2, 3], size=len(price), p=[0.7, 0.2, 0.1]))
+
+
+def _json(*pairs: tuple[str, np.ndarray]) -> np.ndarray:
+    """Build JSON objects column-wise from (key, values) pairs; string values are quoted."""
+    out = np.array("{", dtype=S)
+    for i, (key, values) in enumerate(pairs):
+        values = np.asarray(values)
+        if values.dtype.kind in "UT":
+            values = np.strings.add(np.strings.add('"', values.astype(S)), '"')
+        else:
+            values = values.astype(S)
+        out = np.strings.add(np.strings.add(out, f'{", " if i else ""}"{key}": '), values)
+    return np.strings.add(out, "}")
+
+
+@dataclass(frozen=True)
+class Activity:
+    """customer_activity_log rows of one kind; ``rank`` orders kinds within the same second."""
+
+    kind: np.ndarray          # activity_type per row
+    rank: int
+    t: np.ndarray
+    customer: np.ndarray      # customer index
+    product: np.ndarray       # product index, -1 = none
+    channel: np.ndarray       # channel index
+    metadata: np.ndarray      # JSON text
+
+    @classmethod
+    def of(cls, kind: str, rank: int, t: np.ndarray, customer: np.ndarray, product: np.ndarray,
+           channel: np.ndarray, metadata: np.ndarray) -> "Activity":
+        return cls(np.full(len(t), kind, dtype=S), rank, t, customer, product, channel, metadata)
+
+
+# ----------------------------------------------------------------------------- carts
+def draw_carts(rng: np.random.Generator, o: Orders, clock: SimClock, ref: Reference,
+               customers: Customers) -> tuple[dict[str, Frame], Activity]:
+
+
+    """One checked-out cart per cart-originated order, plus carts that never converted.
+
+    Checked-out carts hold exactly the order's lines (distinct products). Other carts are
+    ``expired`` after 7 days, ``abandoned`` after a day without activity, else ``active``.
+    """
+    end = clock.seconds
+    # -- checked-out carts: created a little before the order, items added in between
+    co_orders = np.flatnonzero(o.from_cart)
+    co_created = np.maximum(o.t[co_orders] - exp_seconds(rng, 3.0, len(co_orders), minimum=300),
+                            customers.created[o.customer[co_orders]])
+    co_lines = np.flatnonzero(o.from_cart[o.line_order])
+    co_cart_of_order = np.full(len(o), -1)
+    co_cart_of_order[co_orders] = np.arange(len(co_orders))
+    co_item_cart = co_cart_of_order[o.line_order[co_lines]]
+    span = o.t[co_orders][co_item_cart] - co_created[co_item_cart]
+    co_added = co_created[co_item_cart] + np.floor(rng.random(len(co_lines)) * span).astype(np.int64)
+
+    # -- carts that did not convert
+    n_open = max(1, round(0.15 * len(o)))
+    op_created, op_customer, op_channel = _visitors(rng, n_open, clock, ref, customers)
+    k = rng.integers(1, 5, n_open)
+    op_item_cart = np.repeat(np.arange(n_open), k)
+    op_product = weighted(rng, len(op_item_cart), ref.product_weight)
+    op_product = redraw_duplicates(rng, op_item_cart, op_product, ref.product_weight)
+    room = np.minimum(2 * HOUR, end - 1 - op_created[op_item_cart])
+    op_added = op_created[op_item_cart] + np.floor(rng.random(len(op_item_cart)) * room).astype(np.int64)
+
+    # -- both kinds together (cart index: checked-out first, then open; ids follow created_at)
+    n_co = len(co_orders)
+    created = np.r_[co_created, op_created]
+    customer = np.r_[o.customer[co_orders], op_customer]
+    channel = np.r_[o.channel[co_orders], op_channel]
+    item_cart = np.r_[co_item_cart, n_co + op_item_cart]
+    item_product = np.r_[o.line_product[co_lines], op_product]
+    item_price = ref.product_price[item_product]
+    item_qty = np.r_[o.line_qty[co_lines], _quantities(rng, ref.product_price[op_product])]
+    item_added = np.r_[co_added, op_added]
+    last_added = np.full(len(created), -1, dtype=np.int64)
+    np.maximum.at(last_added, item_cart, item_added)
+
+    expires = created + CART_LIFETIME
+    checkout = np.r_[o.t[co_orders], np.full(n_open, -1)]
+    status = np.where(checkout >= 0, "checked_out",
+             np.where(expires < end, "expired",
+             np.where(last_added + ABANDON_AFTER < end, "abandoned", "active"))).astype(S)
+    updated = np.select([checkout >= 0, status == "expired", status == "abandoned"],
+                        [checkout, expires, last_added + ABANDON_AFTER], last_added)
+    order_id = np.r_[o.ids[co_orders], np.full(n_open, -1)]
+
+    cart_order = np.lexsort((np.arange(len(created)), created))
+    cart_id = np.empty(len(created), dtype=np.int64)
+    cart_id[cart_order] = ids_with_gaps(rng, len(created), 0.01)
+    amount = item_price * item_qty
+    total = np.rint(np.bincount(item_cart, weights=amount, minlength=len(created))).astype(np.int64)
+    count = np.bincount(item_cart, minlength=len(created))
+    cart = {
+        "id": cart_id[cart_order],
+        "customer_id": customers.ids[customer][cart_order],
+        "channel": ref.channel_names[channel][cart_order],
+        "status": status[cart_order],
+        "total_amount": total[cart_order],
+        "item_count": count[cart_order].astype(np.int64),
+        "expires_at": clock.ts(expires[cart_order]),
+        "checked_out_at": clock.ts(np.ma.masked_less(checkout[cart_order], 0)),
+        "order_id": np.ma.masked_less(order_id[cart_order], 0),
+        "is_active": np.ones(len(created), dtype=bool),
+        "created_at": clock.ts(created[cart_order]),
+        "updated_at": clock.ts(updated[cart_order]),
+    }
+    item_order = np.lexsort((np.arange(len(item_cart)), item_added))
+    n_items = len(item_cart)
+    items = {
+        "id": np.arange(1, n_items + 1, dtype=np.int64),
+        "cart_id": cart_id[item_cart][item_order],
+        "product_id": ref.product_ids[item_product][item_order],
+        "quantity": item_qty[item_order],
+        "unit_price": item_price[item_order],
+        "discount_amount": np.zeros(n_items, dtype=np.int64),
+        "amount": amount[item_order],
+        "added_at": clock.ts(item_added[item_order]),
+        "updated_at": clock.ts(item_added[item_order]),
+        "is_active": np.ones(n_items, dtype=bool),
+    }
+    adds = Activity.of("add_to_cart", 3, item_added, customer[item_cart], item_product, channel[item_cart],
+                       _json(("cart_id", cart_id[item_cart]), ("quantity", item_qty)))
+    return {"cart": cart, "cart_items": items}, adds
+
+
+# ----------------------------------------------------------------------------- wishlist
+def wishlist_frame(rng: np.random.Generator, n: int, clock: SimClock, ref: Reference,
+                   customers: Customers) -> tuple[Frame, Activity]:
+    """Wishlist adds (about ``n``), unique per (customer, product)."""
+    t, who, channel = _visitors(rng, n, clock, ref, customers)
+    product = weighted(rng, n, ref.product_weight)
+    keep = first_occurrence(who, product)          # times are sorted, so the earliest add wins
+    t, who, product, channel = t[keep], who[keep], product[keep], channel[keep]
+    m = len(t)
+    frame = {
+        "id": np.arange(1, m + 1, dtype=np.int64),
+        "customer_id": customers.ids[who],
+        "product_id": ref.product_ids[product],
+        "added_at": clock.ts(t),
+        "is_active": np.ones(m, dtype=bool),
+    }
+    return frame, Activity.of("wishlist", 2, t, who, product, channel, _json(("wishlist_id", frame["id"])))
+
+
+# ----------------------------------------------------------------------------- reviews
+def review_frame(rng: np.random.Generator, o: Orders, clock: SimClock, ref: Reference,
+                 customers: Customers) -> tuple[Frame, Activity]:
+    """Reviews of products from Completed orders, one per (product, customer, source_system)."""
+    completed = o.reached(COMPLETED)
+    lines = np.flatnonzero(~np.ma.getmaskarray(completed)[o.line_order])
+    lines = lines[rng.random(len(lines)) < 0.3]
+    t = np.ma.getdata(completed)[o.line_order[lines]] + exp_seconds(rng, 48.0, len(lines), minimum=HOUR)
+    in_period = t < clock.seconds
+    lines, t = lines[in_period], t[in_period]
+    by_time = np.lexsort((lines, t))
+    lines, t = lines[by_time], t[by_time]
+    who, product, channel = o.customer[o.line_order[lines]], o.line_product[lines], o.channel[o.line_order[lines]]
+    keep = first_occurrence(product, who, channel)
+    t, who, product, channel = t[keep], who[keep], product[keep], channel[keep]
+    m = len(t)
+    rating = rng.choice(np.arange(1, 6), size=m, p=[0.06, 0.05, 0.12, 0.30, 0.47])
+    variant = rng.integers(0, 2, m)
+    texts = np.array([vocab.REVIEW_TEXTS[r][v] for r in range(1, 6) for v in range(2)], dtype=S)
+    frame = {
+        "id": np.arange(1, m + 1, dtype=np.int64),
+        "product_id": ref.product_ids[product],
+        "customer_id": customers.ids[who],
+        "rating": rating.astype(np.int64),
+        "review_text": texts[(rating - 1) * 2 + variant],
+        "source_system": ref.channel_names[channel],
+        "created_at": clock.ts(t),
+        "updated_at": clock.ts(t),
+        "is_active": np.ones(m, dtype=bool),
+    }
+    return frame, Activity.of("review", 5, t, who, product, channel,
+                              _json(("review_id", frame["id"]), ("rating", frame["rating"])))
+
+
+# ----------------------------------------------------------------------------- returns
+#: Return progression: (status, mean hours to reach it from the previous step).
+_RETURN_STEPS = (("approved", 24.0), ("processing", 24.0), ("completed", 48.0))
+
+
+def return_frame(rng: np.random.Generator, o: Orders, clock: SimClock, customers: Customers,
+                 stock: Stock) -> tuple[Frame, Movements]:
+    """Returns of Delivered/Completed orders (requested after delivery), and the restock of refunds."""
+    delivered = o.reached(DELIVERED)
+    cand = np.flatnonzero(~np.ma.getmaskarray(delivered))
+    cand = cand[rng.random(len(cand)) < 0.06]
+    created = np.ma.getdata(delivered)[cand] + exp_seconds(rng, 36.0, len(cand), minimum=HOUR)
+    keep = created < clock.seconds
+    cand, created = cand[keep], created[keep]
+    by_time = np.lexsort((cand, created))
+    cand, created = cand[by_time], created[by_time]
+    m = len(cand)
+    rtype = np.array(["refund", "exchange", "repair"], dtype=S)[rng.choice(3, size=m, p=[0.5, 0.3, 0.2])]
+    reason = np.array(vocab.RETURN_REASONS, dtype=S)[rng.integers(0, len(vocab.RETURN_REASONS), m)]
+    refund = np.where(rtype == "refund",
+                      (np.floor(o.total[cand] * rng.uniform(0.5, 1.0, m) / 1000) * 1000).astype(np.int64), 0)
+    # progression: pending → approved → processing → completed, or pending → rejected
+    rejected = rng.random(m) < 0.1
+    step_t = created[:, None] + np.cumsum(exp_seconds(rng, np.array([h for _, h in _RETURN_STEPS]),
+                                                      (m, len(_RETURN_STEPS)), minimum=HOUR), axis=1)
+    reached = step_t < clock.seconds
+    reached[rejected, 1:] = False
+    n_reached = reached.sum(axis=1)
+    names = np.array(["pending"] + [s for s, _ in _RETURN_STEPS], dtype=S)
+    status = np.where(rejected & reached[:, 0], "rejected", names[n_reached]).astype(S)
+    last_t = np.where(n_reached > 0, step_t[np.arange(m), np.maximum(n_reached - 1, 0)], created)
+    resolved = np.ma.masked_array(last_t, mask=~np.isin(status, ["completed", "rejected"]))
+    ids = np.arange(1, m + 1, dtype=np.int64)
+    frame = {
+        "id": ids,
+        "order_id": o.ids[cand],
+        "customer_id": customers.ids[o.customer[cand]],
+        "reason": reason,
+        "return_type": rtype,
+        "status": status,
+        "refund_amount": refund,
+        "is_active": np.ones(m, dtype=bool),
+        "created_at": clock.ts(created),
+        "updated_at": clock.ts(last_t),
+        "resolved_at": clock.ts(resolved),
+    }
+    # completed refunds put the goods back on the shelf of the shipping warehouse
+    restocked = np.flatnonzero((status == "completed") & (rtype == "refund"))
+    ret_of_order = np.full(len(o), -1)
+    ret_of_order[cand[restocked]] = restocked
+    lines = np.flatnonzero(ret_of_order[o.line_order] >= 0)
+    ret = ret_of_order[o.line_order[lines]]
+    moves = Movements.of(stock.index(o.line_product[lines], o.warehouse[o.line_order[lines]]), last_t[ret],
+                         o.line_qty[lines], "return", "return", ids[ret], "Nhập lại hàng trả", "Warehouse_Staff", 2)
+    return frame, moves
+
+
+# ----------------------------------------------------------------------------- activity log
+def _purchases(o: Orders) -> Activity:
+    """One purchase event per order, on the product of its first line."""
+    first_line = np.r_[0, np.cumsum(np.bincount(o.line_order, minlength=len(o)))[:-1]]
+    return Activity.of("purchase", 4, o.t, o.customer, o.line_product[first_line], o.channel,
+                       _json(("order_id", o.ids)))
+
+
+def _browsing(rng: np.random.Generator, n: int, clock: SimClock, ref: Reference, customers: Customers) -> Activity:
+    """Product views (78 %) and searches (no product) by existing customers."""
+    t, who, channel = _visitors(rng, n, clock, ref, customers)
+    is_view = rng.random(n) < 0.78
+    product = np.where(is_view, weighted(rng, n, ref.product_weight), -1)
+    keyword = np.array(vocab.SEARCH_KEYWORDS, dtype=S)[rng.integers(0, len(vocab.SEARCH_KEYWORDS), n)]
+    source = np.array(vocab.VIEW_SOURCES, dtype=S)[rng.integers(0, len(vocab.VIEW_SOURCES), n)]
+    view_meta = _json(("source", source), ("duration_seconds", rng.integers(5, 305, n)))
+    search_meta = _json(("keyword", keyword), ("results_count", rng.integers(1, 51, n)))
+    return Activity(np.where(is_view, "view", "search").astype(S), 1, t, who, product, channel,
+                    np.where(is_view, view_meta, search_meta).astype(S))
+
+
+def activity_frame(rng: np.random.Generator, n_target: int, clock: SimClock, ref: Reference,
+                   customers: Customers, o: Orders, linked: list[Activity]) -> Frame:
+    """The clickstream: purchases plus the ``linked`` events (cart adds, wishlist adds, reviews) as
+    they happened, topped up with views and searches to about ``n_target`` rows. Ids follow created_at."""
+    parts = [_purchases(o), *linked]
+    parts.append(_browsing(rng, max(0, n_target - sum(len(p.t) for p in parts)), clock, ref, customers))
+
+    def cat(field: str) -> np.ndarray:
+        return np.concatenate([np.asarray(getattr(p, field)) for p in parts])
+
+    t = cat("t")
+    rank = np.concatenate([np.full(len(p.t), p.rank) for p in parts])
+    order = np.lexsort((np.arange(len(t)), rank, t))
+    product = cat("product")[order]
+    product_id = np.where(product >= 0, ref.product_ids[np.maximum(product, 0)], -1)
+    return {
+        "id": np.arange(1, len(t) + 1, dtype=np.int64),
+        "customer_id": customers.ids[cat("customer")[order]],
+        "activity_type": cat("kind")[order],
+        "product_id": np.ma.masked_less(product_id, 0),
+        "channel": ref.channel_names[cat("channel")[order]],
+        "metadata": cat("metadata")[order],
+        "created_at": clock.ts(t[order]),
+    }

@@ -1,0 +1,41 @@
+"""Shared fixtures: one embedded PostgreSQL and (lazily) one SparkSession per test process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def lakehouse_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lakehouse-home")
+
+
+@pytest.fixture(scope="session")
+def settings(lakehouse_home: Path):
+    """Settings on a throw-away state folder, with the embedded PostgreSQL running for the session."""
+    from lakehouse_core import postgres
+    from lakehouse_core.settings import LakehouseSettings
+
+    os.environ["LAKEHOUSE_HOME"] = str(lakehouse_home)
+    os.environ["LAKEHOUSE_EXPECTATIONS_DIR"] = str(REPO_ROOT / "expectations")
+    s = LakehouseSettings()
+    server = postgres.EmbeddedPostgres.for_settings(s)
+    server.start()
+    yield s
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The ../shared folder beside the repository (fails loudly when it is missing, never skips)."""
+    if not SHARED_DIR.is_dir():
+        pytest.fail(f"{SHARED_DIR} is missing: put a copy of shared/ beside the clone")
+    return SHARED_DIR
