@@ -39,3 +39,15 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.fail(f"{SHARED_DIR} is missing: put a copy of shared/ beside the clone")
     return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def spark(settings):
+    """The one SparkSession of the test process (lineage off: the end-to-end test covers it)."""
+    from lakehouse_core.spark import get_spark
+
+    os.environ["LAKEHOUSE_LINEAGE__ENABLED"] = "false"
+    quiet = settings.model_copy(update={"lineage": settings.lineage.model_copy(update={"enabled": False})})
+    session = get_spark(quiet, "lakehouse-tests")
+    yield session
+    session.stop()

@@ -146,7 +146,7 @@ def latest_versions(bronze: DataFrame, key: tuple[str, ...]) -> DataFrame:
 def changed_rows(spark: SparkSession, ident: str, spec: TableSpec, extracted: DataFrame) -> DataFrame:
     """Rows of ``extracted`` whose content differs from the latest bronze version of their key."""
     current = latest_versions(spark.read.table(ident), spec.primary_key).select(*spec.primary_key, "_row_hash")
-    return extracted.join(current, [*spec.primary_key, "_row_hash"], "left_anti")
+    return extracted.join(current, [*spec.primary_key, "_row_hash"], "left_anti").select(*extracted.columns)
 
 
 def deleted_rows(spark: SparkSession, ident: str, spec: TableSpec, extracted: DataFrame, batch_id: str) -> DataFrame:

@@ -40,6 +40,18 @@ class PostgresSettings(BaseModel):
     dbname: str
 
 
+class SourceDatabase(PostgresSettings):
+    """The shop's operational database (source-system.md §1)."""
+
+    dbname: str = "shop"
+
+
+class CatalogDatabase(PostgresSettings):
+    """The database holding the Iceberg JDBC catalog."""
+
+    dbname: str = "iceberg_catalog"
+
+
 class SparkSettings(BaseModel):
     master: str = "local[2]"
     driver_memory: str = "2g"
@@ -90,8 +102,8 @@ class LakehouseSettings(BaseSettings):
     runtime_bin: Path | None = None
     source_zone: str = "Asia/Ho_Chi_Minh"
     business_zone: str = "Asia/Ho_Chi_Minh"
-    source: PostgresSettings = PostgresSettings(dbname="shop")
-    catalog: PostgresSettings = PostgresSettings(dbname="iceberg_catalog")
+    source: SourceDatabase = SourceDatabase()
+    catalog: CatalogDatabase = CatalogDatabase()
     spark: SparkSettings = SparkSettings()
     s3: S3Settings = S3Settings()
     extract: ExtractSettings = ExtractSettings()

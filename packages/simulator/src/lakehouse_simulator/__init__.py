@@ -1,18 +1,15 @@
 """lakehouse-simulator: the source database DDL and a deterministic e-commerce shop simulator.
 
-Public API::
+Public API (import from the modules; the package itself re-exports nothing, so the module
+``lakehouse_simulator.generate`` is never shadowed by the function of the same name)::
 
-    from lakehouse_simulator import SOURCE_TABLES, create_source_schema, generate
+    from lakehouse_simulator.schema import SOURCE_TABLES, create_source_schema
+    from lakehouse_simulator.generate import generate, build_tables
 """
 
 from importlib.metadata import PackageNotFoundError, version
-
-from lakehouse_simulator.generate import build_tables, generate
-from lakehouse_simulator.schema import SOURCE_TABLES, create_source_schema
 
 try:
     __version__ = version("lakehouse-simulator")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
-
-__all__ = ["SOURCE_TABLES", "build_tables", "create_source_schema", "generate"]

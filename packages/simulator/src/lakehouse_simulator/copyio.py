@@ -35,9 +35,14 @@ def frame_length(frame: Frame) -> int:
     return lengths.pop()
 
 
+_SPECIALS = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+
+
 def _escape(text: np.ndarray) -> np.ndarray:
-    for raw, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
-        if np.any(np.strings.find(text, raw) >= 0):
+    """Escape backslash, tab, newline and carriage return for the text COPY format."""
+    joined = "".join(text.tolist())          # one C-speed scan instead of one ufunc pass per character
+    for raw, escaped in _SPECIALS:
+        if raw in joined:
             text = np.strings.replace(text, raw, escaped)
     return text
 

@@ -41,7 +41,7 @@ def draw_customers(rng: np.random.Generator, n: int, clock: SimClock, ref: Refer
     ward = ref.ward_codes[weighted(rng, n, ref.ward_weights)]
     channel = weighted(rng, n, ref.channel_weights)
     # A heavy-ish tail: a few customers buy far more often than most.
-    propensity = rng.lognormal(0.0, 0.9, n)
+    propensity = rng.lognormal(0.0, 1.1, n)
     names, family, given = person_names(rng, n)
     domain = np.array(vocab.EMAIL_DOMAINS, dtype=S)[weighted(rng, n, np.array(vocab.EMAIL_DOMAIN_WEIGHTS))]
     email = np.strings.add(np.strings.add(np.strings.add(given, "."), np.strings.add(family, ids.astype(S))),

@@ -66,95 +66,109 @@ class Activity:
 
 
 # ----------------------------------------------------------------------------- carts
+@dataclass(frozen=True)
+class _CartDraft:
+    """Carts (per-cart arrays) and their items (per-item arrays; ``item_cart`` indexes the carts)."""
+
+    created: np.ndarray
+    customer: np.ndarray
+    channel: np.ndarray
+    checkout: np.ndarray      # checkout time, -1 = not checked out
+    order_id: np.ndarray      # -1 = none
+    item_cart: np.ndarray
+    item_product: np.ndarray
+    item_qty: np.ndarray
+    item_added: np.ndarray
+
+    def __add__(self, other: "_CartDraft") -> "_CartDraft":
+        shifted = {"item_cart": other.item_cart + len(self.created)}
+        return _CartDraft(**{f: np.concatenate([getattr(self, f), shifted.get(f, getattr(other, f))])
+                             for f in self.__dataclass_fields__})
+
+
+def _checkout_carts(rng: np.random.Generator, o: Orders, customers: Customers) -> _CartDraft:
+    """One cart per cart-originated order, created shortly before it, holding exactly its lines."""
+    orders = np.flatnonzero(o.from_cart)
+    created = np.maximum(o.t[orders] - exp_seconds(rng, 3.0, len(orders), minimum=300),
+                         customers.created[o.customer[orders]])
+    lines = np.flatnonzero(o.from_cart[o.line_order])
+    cart_of_order = np.full(len(o), -1)
+    cart_of_order[orders] = np.arange(len(orders))
+    item_cart = cart_of_order[o.line_order[lines]]
+    span = o.t[orders][item_cart] - created[item_cart]
+    added = created[item_cart] + np.floor(rng.random(len(lines)) * span).astype(np.int64)
+    return _CartDraft(created, o.customer[orders], o.channel[orders], o.t[orders], o.ids[orders],
+                      item_cart, o.line_product[lines], o.line_qty[lines], added)
+
+
+def _open_carts(rng: np.random.Generator, n: int, clock: SimClock, ref: Reference,
+                customers: Customers) -> _CartDraft:
+    """Carts that never converted: 1–4 distinct products added within two hours of creation."""
+    created, customer, channel = _visitors(rng, n, clock, ref, customers)
+    item_cart = np.repeat(np.arange(n), rng.integers(1, 5, n))
+    product = weighted(rng, len(item_cart), ref.product_weight)
+    product = redraw_duplicates(rng, item_cart, product, ref.product_weight)
+    room = np.minimum(2 * HOUR, clock.seconds - 1 - created[item_cart])
+    added = created[item_cart] + np.floor(rng.random(len(item_cart)) * room).astype(np.int64)
+    none = np.full(n, -1, dtype=np.int64)
+    return _CartDraft(created, customer, channel, none, none, item_cart, product,
+                      _quantities(rng, ref.product_price[product]), added)
+
+
 def draw_carts(rng: np.random.Generator, o: Orders, clock: SimClock, ref: Reference,
                customers: Customers) -> tuple[dict[str, Frame], Activity]:
+    """cart and cart_items frames, and the add_to_cart activity they imply.
 
-
-    """One checked-out cart per cart-originated order, plus carts that never converted.
-
-    Checked-out carts hold exactly the order's lines (distinct products). Other carts are
-    ``expired`` after 7 days, ``abandoned`` after a day without activity, else ``active``.
+    Checked-out carts hold exactly their order's lines (distinct products). Other carts are
+    ``expired`` 7 days after creation, ``abandoned`` after a day without activity, else ``active``.
     """
-    end = clock.seconds
-    # -- checked-out carts: created a little before the order, items added in between
-    co_orders = np.flatnonzero(o.from_cart)
-    co_created = np.maximum(o.t[co_orders] - exp_seconds(rng, 3.0, len(co_orders), minimum=300),
-                            customers.created[o.customer[co_orders]])
-    co_lines = np.flatnonzero(o.from_cart[o.line_order])
-    co_cart_of_order = np.full(len(o), -1)
-    co_cart_of_order[co_orders] = np.arange(len(co_orders))
-    co_item_cart = co_cart_of_order[o.line_order[co_lines]]
-    span = o.t[co_orders][co_item_cart] - co_created[co_item_cart]
-    co_added = co_created[co_item_cart] + np.floor(rng.random(len(co_lines)) * span).astype(np.int64)
+    c = _checkout_carts(rng, o, customers) + _open_carts(rng, max(1, round(0.15 * len(o))), clock, ref, customers)
+    n, end = len(c.created), clock.seconds
+    last_added = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(last_added, c.item_cart, c.item_added)
+    expires = c.created + CART_LIFETIME
+    checked_out = c.checkout >= 0
+    expired = ~checked_out & (expires < end)
+    abandoned = ~checked_out & ~expired & (last_added + ABANDON_AFTER < end)
+    status = np.select([checked_out, expired, abandoned], ["checked_out", "expired", "abandoned"], "active")
+    updated = np.select([checked_out, expired, abandoned], [c.checkout, expires, last_added + ABANDON_AFTER],
+                        last_added)
 
-    # -- carts that did not convert
-    n_open = max(1, round(0.15 * len(o)))
-    op_created, op_customer, op_channel = _visitors(rng, n_open, clock, ref, customers)
-    k = rng.integers(1, 5, n_open)
-    op_item_cart = np.repeat(np.arange(n_open), k)
-    op_product = weighted(rng, len(op_item_cart), ref.product_weight)
-    op_product = redraw_duplicates(rng, op_item_cart, op_product, ref.product_weight)
-    room = np.minimum(2 * HOUR, end - 1 - op_created[op_item_cart])
-    op_added = op_created[op_item_cart] + np.floor(rng.random(len(op_item_cart)) * room).astype(np.int64)
-
-    # -- both kinds together (cart index: checked-out first, then open; ids follow created_at)
-    n_co = len(co_orders)
-    created = np.r_[co_created, op_created]
-    customer = np.r_[o.customer[co_orders], op_customer]
-    channel = np.r_[o.channel[co_orders], op_channel]
-    item_cart = np.r_[co_item_cart, n_co + op_item_cart]
-    item_product = np.r_[o.line_product[co_lines], op_product]
-    item_price = ref.product_price[item_product]
-    item_qty = np.r_[o.line_qty[co_lines], _quantities(rng, ref.product_price[op_product])]
-    item_added = np.r_[co_added, op_added]
-    last_added = np.full(len(created), -1, dtype=np.int64)
-    np.maximum.at(last_added, item_cart, item_added)
-
-    expires = created + CART_LIFETIME
-    checkout = np.r_[o.t[co_orders], np.full(n_open, -1)]
-    status = np.where(checkout >= 0, "checked_out",
-             np.where(expires < end, "expired",
-             np.where(last_added + ABANDON_AFTER < end, "abandoned", "active"))).astype(S)
-    updated = np.select([checkout >= 0, status == "expired", status == "abandoned"],
-                        [checkout, expires, last_added + ABANDON_AFTER], last_added)
-    order_id = np.r_[o.ids[co_orders], np.full(n_open, -1)]
-
-    cart_order = np.lexsort((np.arange(len(created)), created))
-    cart_id = np.empty(len(created), dtype=np.int64)
-    cart_id[cart_order] = ids_with_gaps(rng, len(created), 0.01)
-    amount = item_price * item_qty
-    total = np.rint(np.bincount(item_cart, weights=amount, minlength=len(created))).astype(np.int64)
-    count = np.bincount(item_cart, minlength=len(created))
+    by_created = np.lexsort((np.arange(n), c.created))      # ids follow created_at
+    cart_id = np.empty(n, dtype=np.int64)
+    cart_id[by_created] = ids_with_gaps(rng, n, 0.01)
+    price = ref.product_price[c.item_product]
+    amount = price * c.item_qty
     cart = {
-        "id": cart_id[cart_order],
-        "customer_id": customers.ids[customer][cart_order],
-        "channel": ref.channel_names[channel][cart_order],
-        "status": status[cart_order],
-        "total_amount": total[cart_order],
-        "item_count": count[cart_order].astype(np.int64),
-        "expires_at": clock.ts(expires[cart_order]),
-        "checked_out_at": clock.ts(np.ma.masked_less(checkout[cart_order], 0)),
-        "order_id": np.ma.masked_less(order_id[cart_order], 0),
-        "is_active": np.ones(len(created), dtype=bool),
-        "created_at": clock.ts(created[cart_order]),
-        "updated_at": clock.ts(updated[cart_order]),
+        "id": cart_id[by_created],
+        "customer_id": customers.ids[c.customer][by_created],
+        "channel": ref.channel_names[c.channel][by_created],
+        "status": status.astype(S)[by_created],
+        "total_amount": np.rint(np.bincount(c.item_cart, weights=amount, minlength=n)).astype(np.int64)[by_created],
+        "item_count": np.bincount(c.item_cart, minlength=n).astype(np.int64)[by_created],
+        "expires_at": clock.ts(expires[by_created]),
+        "checked_out_at": clock.ts(np.ma.masked_less(c.checkout[by_created], 0)),
+        "order_id": np.ma.masked_less(c.order_id[by_created], 0),
+        "is_active": np.ones(n, dtype=bool),
+        "created_at": clock.ts(c.created[by_created]),
+        "updated_at": clock.ts(updated[by_created]),
     }
-    item_order = np.lexsort((np.arange(len(item_cart)), item_added))
-    n_items = len(item_cart)
+    by_added = np.lexsort((np.arange(len(c.item_cart)), c.item_added))
+    m = len(by_added)
     items = {
-        "id": np.arange(1, n_items + 1, dtype=np.int64),
-        "cart_id": cart_id[item_cart][item_order],
-        "product_id": ref.product_ids[item_product][item_order],
-        "quantity": item_qty[item_order],
-        "unit_price": item_price[item_order],
-        "discount_amount": np.zeros(n_items, dtype=np.int64),
-        "amount": amount[item_order],
-        "added_at": clock.ts(item_added[item_order]),
-        "updated_at": clock.ts(item_added[item_order]),
-        "is_active": np.ones(n_items, dtype=bool),
+        "id": np.arange(1, m + 1, dtype=np.int64),
+        "cart_id": cart_id[c.item_cart][by_added],
+        "product_id": ref.product_ids[c.item_product][by_added],
+        "quantity": c.item_qty[by_added],
+        "unit_price": price[by_added],
+        "discount_amount": np.zeros(m, dtype=np.int64),
+        "amount": amount[by_added],
+        "added_at": clock.ts(c.item_added[by_added]),
+        "updated_at": clock.ts(c.item_added[by_added]),
+        "is_active": np.ones(m, dtype=bool),
     }
-    adds = Activity.of("add_to_cart", 3, item_added, customer[item_cart], item_product, channel[item_cart],
-                       _json(("cart_id", cart_id[item_cart]), ("quantity", item_qty)))
+    adds = Activity.of("add_to_cart", 3, c.item_added, c.customer[c.item_cart], c.item_product,
+                       c.channel[c.item_cart], _json(("cart_id", cart_id[c.item_cart]), ("quantity", c.item_qty)))
     return {"cart": cart, "cart_items": items}, adds
 
 

@@ -230,7 +230,7 @@ def _products(rng: np.random.Generator, clock: SimClock) -> tuple[Frame, np.ndar
         "is_active": np.ones(len(ids), dtype=bool),
     }
     # Cheaper items sell more often; a per-product factor makes some models best-sellers.
-    weight = (price / 1e6) ** -0.55 * rng.lognormal(0.0, 0.7, len(ids))
+    weight = (price / 1e6) ** -0.9 * rng.lognormal(0.0, 0.7, len(ids))
     return frame, weight
 
 

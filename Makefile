@@ -1,0 +1,41 @@
+# Two commands for a new machine:  make demo  |  make test
+SHELL := /bin/bash
+export PATH := $(HOME)/.local/bin:$(PATH)
+export GX_ANALYTICS_ENABLED := false
+
+UV ?= uv
+RUNTIME := dist/runtime
+WHEELS := dist/wheels
+PY := .venv/bin/python
+LAKEHOUSE_HOME ?= $(CURDIR)/.lakehouse
+export LAKEHOUSE_HOME
+SCALE ?= 0.1
+SEED ?= 42
+DAYS ?= 7
+START ?= 2023-01-01
+
+.PHONY: setup wheels runtime jars demo test clean
+
+setup:  ## system packages, the workspace venv (uv.lock), the pinned jars
+	bash scripts/install-system-deps.sh
+	$(UV) sync --frozen
+	$(PY) -c "from lakehouse_core import jvm; from lakehouse_core.settings import get_settings as s; \
+	  print(*jvm.resolve([jvm.ICEBERG_SPARK_RUNTIME, jvm.POSTGRES_JDBC, jvm.OPENLINEAGE_SPARK], s().jar_cache), sep='\n')"
+
+wheels: setup  ## one wheel per package
+	rm -rf $(WHEELS)
+	$(UV) build --all-packages --wheel -o $(WHEELS) -q
+
+runtime: wheels  ## the environment Airflow tasks run the layers from: built wheels only
+	rm -rf $(RUNTIME)
+	$(UV) venv -q -p 3.11 $(RUNTIME)
+	$(UV) pip install -q --python $(RUNTIME)/bin/python $(WHEELS)/*.whl
+
+demo: runtime  ## simulate a shop, run the daily DAG under Airflow, list the tables
+	bash scripts/demo.sh $(SCALE) $(SEED) $(START) $(DAYS)
+
+test: runtime  ## every test (unit, integration, end-to-end)
+	LAKEHOUSE_RUNTIME_BIN=$(CURDIR)/$(RUNTIME)/bin $(PY) -m pytest $(PYTEST_ARGS)
+
+clean:  ## stop the embedded PostgreSQL and delete the state folder
+	-$(PY) -m lakehouse_core.cli clean

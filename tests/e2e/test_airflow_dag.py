@@ -1,0 +1,148 @@
+"""End to end: the registry-generated DAG runs the slice under Airflow 3 from the built wheels.
+
+Runs ``orchestration/run_local.py`` (``dag.test()``, SQLite metadata DB) in a child
+process with its own state folder, then checks every task instance and validates
+every OpenLineage event against the official schemas in ``../shared/openlineage-spec``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lakehouse_core import iceberg
+
+pytestmark = pytest.mark.airflow
+
+REPO = Path(__file__).resolve().parents[2]
+TASKS = ["bronze_extract", "bronze_gate", "silver_transform", "silver_gate", "gold_build", "gold_gate"]
+LAYER_APPS = {"lakehouse_bronze": "bronze_extract", "lakehouse_silver": "silver_transform",
+              "lakehouse_gold": "gold_build"}
+
+
+@pytest.fixture(scope="module")
+def runtime_bin() -> Path:
+    path = Path(os.environ.get("LAKEHOUSE_RUNTIME_BIN", REPO / "dist" / "runtime" / "bin"))
+    if not (path / "lakehouse").exists():
+        pytest.fail(f"no built runtime at {path}: run `make runtime` (make test does)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def dag_run(tmp_path_factory, runtime_bin):
+    home = tmp_path_factory.mktemp("airflow-e2e")
+    env = {**os.environ, "LAKEHOUSE_HOME": str(home), "LAKEHOUSE_RUNTIME_BIN": str(runtime_bin),
+           "LAKEHOUSE_EXPECTATIONS_DIR": str(REPO / "expectations"), "LAKEHOUSE_LINEAGE__ENABLED": "true"}
+    lakehouse = [str(runtime_bin / "lakehouse")]
+    subprocess.run([*lakehouse, "simulate", "--scale", "0.01", "--seed", "3", "--days", "3", "--reset"],
+                   env=env, check=True, capture_output=True)
+    states = home / "states.json"
+    try:
+        proc = subprocess.run([sys.executable, str(REPO / "orchestration" / "run_local.py"),
+                               "--logical-date", "2023-01-04", "--states-json", str(states)],
+                              env=env, capture_output=True, text=True, timeout=900)
+        yield home, proc, json.loads(states.read_text()) if states.exists() else None
+    finally:
+        subprocess.run([*lakehouse, "db", "stop"], env=env, capture_output=True)
+
+
+def test_every_task_succeeded(dag_run):
+    home, proc, result = dag_run
+    assert result is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert result["states"] == {t: "success" for t in TASKS}, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert result["data_interval"] == {"start": "2023-01-02T17:00:00+00:00", "end": "2023-01-03T17:00:00+00:00"}
+
+
+def test_tasks_ran_the_built_wheels(dag_run, runtime_bin):
+    """The runtime holds installed wheels (not the workspace), and their version is in the commits."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    home, _, _ = dag_run
+    probe = subprocess.run([str(runtime_bin / "python"), "-c",
+                            "import json, lakehouse_bronze, importlib.metadata as m; print(json.dumps("
+                            "{'file': lakehouse_bronze.__file__, **{l: m.version('lakehouse-' + l) "
+                            "for l in ('bronze', 'silver', 'gold')}}))"],
+                           capture_output=True, text=True, check=True)
+    installed = json.loads(probe.stdout)
+    assert "site-packages" in installed["file"] and "packages/bronze/src" not in installed["file"]
+
+    # read through pyiceberg: the same JDBC catalog, named `lakehouse` on both sides
+    port = (home / "postgres" / "port").read_text().strip()
+    catalog = SqlCatalog("lakehouse", uri=f"postgresql+psycopg2://lakehouse@127.0.0.1:{port}/iceberg_catalog",
+                         warehouse=(home / "warehouse").as_uri())
+    for layer, table in [("bronze", "orders"), ("silver", "orders"), ("gold", "mart_daily_sales")]:
+        loaded = catalog.load_table(f"{layer}.{table}")
+        tag = loaded.metadata.refs[iceberg.PUBLISH_TAG]
+        summary = loaded.metadata.snapshot_by_id(tag.snapshot_id).summary
+        assert summary["lakehouse.package_version"] == installed[layer]
+        assert loaded.scan().to_arrow().num_rows > 0
+
+
+def _validator(shared_dir: Path):
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    spec = shared_dir / "openlineage-spec"
+    resources = []
+    for path in [spec / "OpenLineage.json", *sorted((spec / "facets").glob("*.json"))]:
+        schema = json.loads(path.read_text())
+        resources.append((schema["$id"], Resource.from_contents(schema)))
+    registry = Registry().with_resources(resources)
+    core = json.loads((spec / "OpenLineage.json").read_text())
+    facet_schemas = {}
+    for path in sorted((spec / "facets").glob("*.json")):
+        schema = json.loads(path.read_text())
+        for name, prop in schema.get("properties", {}).items():
+            facet_schemas[name] = (schema, prop)
+    return Draft202012Validator(core, registry=registry), facet_schemas, registry
+
+
+def _facets(event: dict):
+    yield from (event.get("run", {}).get("facets") or {}).items()
+    yield from (event.get("job", {}).get("facets") or {}).items()
+    for dataset in [*event.get("inputs", []), *event.get("outputs", [])]:
+        yield from (dataset.get("facets") or {}).items()
+        yield from (dataset.get("inputFacets") or {}).items()
+        yield from (dataset.get("outputFacets") or {}).items()
+
+
+def test_lineage_events_are_valid_and_linked(dag_run, shared_dir):
+    from jsonschema import Draft202012Validator
+
+    home, _, _ = dag_run
+    core_validator, facet_schemas, registry = _validator(shared_dir)
+    airflow = [json.loads(l) for l in (home / "lineage" / "airflow-events.jsonl").read_text().splitlines()]
+    spark = [json.loads(l) for l in (home / "lineage" / "spark-events.jsonl").read_text().splitlines()]
+    assert airflow and spark
+
+    checked_facets = 0
+    for event in airflow + spark:
+        core_validator.validate(event)
+        for name, facet in _facets(event):
+            if name in facet_schemas:
+                schema, prop = facet_schemas[name]
+                Draft202012Validator({**prop, "$id": schema["$id"] + "#" + name, "$defs": schema.get("$defs", {})},
+                                     registry=registry).validate(facet)
+                checked_facets += 1
+    assert checked_facets > 100
+
+    # START and COMPLETE for every task
+    for task in TASKS:
+        kinds = {e["eventType"] for e in airflow if e["job"]["name"] == f"lakehouse_daily.{task}"}
+        assert {"START", "COMPLETE"} <= kinds, task
+
+    # every layer job emits Spark events with a parent facet and Iceberg outputs, linked to its Airflow task
+    task_runs = {e["job"]["name"]: e["run"]["runId"] for e in airflow if e["eventType"] == "START"}
+    for app, task in LAYER_APPS.items():
+        app_events = [e for e in spark if e["job"]["name"] == app]
+        assert any(e["run"]["facets"].get("parent", {}).get("run", {}).get("runId") == task_runs[f"lakehouse_daily.{task}"]
+                   for e in app_events), app
+        writes = [e for e in spark if e["job"]["name"].startswith(app + ".") and e.get("outputs")
+                  and "parent" in e["run"].get("facets", {})]
+        assert writes, app
+        assert any(o["facets"].get("storage", {}).get("storageLayer") == "iceberg" for e in writes for o in e["outputs"])

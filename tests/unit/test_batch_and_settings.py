@@ -1,0 +1,37 @@
+import pytest
+
+from lakehouse_core.batch import BatchOrderError, DataInterval, check_not_older
+from lakehouse_core.settings import LakehouseSettings, Profile
+
+
+def test_batch_id_derives_from_the_data_interval():
+    interval = DataInterval.parse("2023-01-07T00:00:00+07:00", "2023-01-08T00:00:00+07:00")
+    assert interval.batch_id == "20230106T1700_20230107T1700"
+    assert interval.end_in_zone("Asia/Ho_Chi_Minh").isoformat() == "2023-01-08T00:00:00"
+
+
+def test_naive_or_empty_interval_is_rejected():
+    with pytest.raises(ValueError, match="time zone"):
+        DataInterval.parse("2023-01-07T00:00:00", "2023-01-08T00:00:00+07:00")
+    with pytest.raises(ValueError, match="empty"):
+        DataInterval.parse("2023-01-08T00:00:00+07:00", "2023-01-08T00:00:00+07:00")
+
+
+def test_older_batch_is_refused():
+    check_not_older("20230102T0000_20230103T0000", {"20230101T0000_20230102T0000"}, "bronze.orders")
+    with pytest.raises(BatchOrderError, match="bronze.orders"):
+        check_not_older("20230101T0000_20230102T0000", {"20230102T0000_20230103T0000"}, "bronze.orders")
+
+
+def test_settings_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("LAKEHOUSE_PROFILE", "compose")
+    monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path))
+    monkeypatch.setenv("LAKEHOUSE_SOURCE__HOST", "postgres")
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", "s3://lakehouse/warehouse")
+    monkeypatch.setenv("LAKEHOUSE_S3__ENDPOINT", "http://minio:9000")
+    s = LakehouseSettings()
+    assert s.profile is Profile.compose
+    assert s.source.host == "postgres" and s.source.dbname == "shop"
+    assert s.warehouse_uri == "s3://lakehouse/warehouse"
+    assert s.s3.endpoint == "http://minio:9000"
+    assert s.data_docs_dir == tmp_path / "data_docs"
