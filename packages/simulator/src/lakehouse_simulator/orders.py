@@ -56,7 +56,7 @@ _PREPAID = np.array([PAY_PENDING] + [PAY_COMPLETED] * 8 + [PAY_CANCELLED, PAY_RE
 _COD = np.array([PAY_PENDING] * 6 + [PAY_COMPLETED, PAY_PENDING, PAY_COMPLETED, PAY_CANCELLED, PAY_CANCELLED])
 
 
-@dataclass
+@dataclass(frozen=True)
 class Orders:
     """Orders in id order (= time order) and their lines; times are second offsets."""
 
@@ -112,8 +112,16 @@ class Orders:
 def draw_orders(rng: np.random.Generator, n: int, clock: SimClock, ref: Reference, customers: Customers,
                 discounts: Discounts, stock: Stock) -> Orders:
     """Headers, lines, discounts, totals and life cycles of ``n`` orders."""
+    head = _draw_headers(rng, n, clock, ref, customers, discounts)
+    lines = _draw_lines(rng, head, ref, discounts, stock)
+    life = _draw_lifecycle(rng, head["t"], head["method"], ref, clock)
+    return Orders(**head, **lines, **life)
+
+
+def _draw_headers(rng: np.random.Generator, n: int, clock: SimClock, ref: Reference, customers: Customers,
+                  discounts: Discounts) -> dict[str, np.ndarray]:
+    """Who orders when, on which channel, paid and shipped how, from which warehouse."""
     t = event_offsets(rng, n, clock)
-    t = np.maximum(t, customers.created[0])
     customer = pick_existing(rng, t, customers.created, customers.propensity_cum)
     own_channel = rng.random(n) < 0.7
     channel = np.where(own_channel, customers.channel[customer], weighted(rng, n, ref.channel_weights))
@@ -125,26 +133,13 @@ def draw_orders(rng: np.random.Generator, n: int, clock: SimClock, ref: Referenc
     method = np.where(cod, method_names.index("COD"), prepaid_methods[weighted(rng, n, np.array([0.6, 0.3, 0.1]))])
     expedited = np.isin(method, [method_names.index("Express"), method_names.index("Same-day")])
     shipping_cost = round_to(np.where(expedited, rng.uniform(30_000, 80_000, n), rng.uniform(10_000, 40_000, n)), 1000)
-    orders = Orders(
-        ids=ids_with_gaps(rng, n, 0.01), t=t, customer=customer, channel=channel,
-        warehouse=rng.integers(0, len(ref.warehouse_ids), n), method=method,
-        partner_id=ref.partner_ids[rng.integers(0, len(ref.partner_ids), n)], pay_method=pay_method,
-        from_cart=rng.random(n) < 0.3, discount=_pick_discounts(rng, t, channel, discounts),
-        shipping_cost=shipping_cost, **_empty_lines(), **_empty_lifecycle(),
-    )
-    _draw_lines(rng, orders, ref, discounts, stock)
-    _draw_lifecycle(rng, orders, ref, clock)
-    return orders
-
-
-def _empty_lines() -> dict[str, np.ndarray]:
-    return {k: np.zeros(0, dtype=np.int64) for k in
-            ("line_order", "line_product", "line_qty", "line_price", "line_discount", "total", "profit")}
-
-
-def _empty_lifecycle() -> dict[str, np.ndarray]:
-    return {"steps": np.zeros((0, 0), dtype=np.int64), "step_t": np.zeros((0, 0), dtype=np.int64),
-            "happened": np.zeros((0, 0), dtype=bool)}
+    return {
+        "ids": ids_with_gaps(rng, n, 0.01), "t": t, "customer": customer, "channel": channel,
+        "warehouse": rng.integers(0, len(ref.warehouse_ids), n), "method": method,
+        "partner_id": ref.partner_ids[rng.integers(0, len(ref.partner_ids), n)], "pay_method": pay_method,
+        "from_cart": rng.random(n) < 0.3, "discount": _pick_discounts(rng, t, channel, discounts),
+        "shipping_cost": shipping_cost,
+    }
 
 
 def _pick_discounts(rng: np.random.Generator, t: np.ndarray, channel: np.ndarray, d: Discounts) -> np.ndarray:
@@ -163,36 +158,43 @@ def _pick_discounts(rng: np.random.Generator, t: np.ndarray, channel: np.ndarray
     return out
 
 
-def _draw_lines(rng: np.random.Generator, o: Orders, ref: Reference, d: Discounts, stock: Stock) -> None:
-    """1–4 lines per order (distinct products for cart checkouts), line discounts, totals and profit."""
-    n = len(o)
+def _draw_lines(rng: np.random.Generator, head: dict[str, np.ndarray], ref: Reference, d: Discounts,
+                stock: Stock) -> dict[str, np.ndarray]:
+    """1–4 lines per order (distinct products for cart checkouts), line discounts, totals and profit.
+
+    Expensive items (> 20 M VND) are bought one at a time, which also keeps every order total
+    within orders.total_price numeric(11,2).
+    """
+    n = len(head["t"])
     k = rng.choice(np.arange(1, 5), size=n, p=[0.1, 0.2, 0.3, 0.4])
     line_order = np.repeat(np.arange(n), k)
     product = weighted(rng, len(line_order), ref.product_weight)
-    in_cart = o.from_cart[line_order]
+    in_cart = head["from_cart"][line_order]
     product[in_cart] = redraw_duplicates(rng, line_order[in_cart], product[in_cart], ref.product_weight)
     price = ref.product_price[product]
     qty = np.where(price > 20_000_000, 1, rng.choice([1, 2, 3], size=len(product), p=[0.7, 0.2, 0.1]))
     gross = price * qty
-    disc_idx = o.discount[line_order]
+    # order discount spread over the lines: a percentage of each line, or the fixed value split
+    # evenly; never more than half a line
+    disc_idx = head["discount"][line_order]
     has = disc_idx >= 0
     value = np.where(has, d.value[np.maximum(disc_idx, 0)], 0)
     pct = has & d.is_percent[np.maximum(disc_idx, 0)]
     line_disc = np.where(pct, np.rint(gross * value / 100), np.rint(value / k[line_order])).astype(np.int64)
     line_disc = np.where(has, np.minimum(line_disc, gross // 2), 0)
-    amount = gross - line_disc
-    total = np.bincount(line_order, weights=amount, minlength=n)
-    cogs = np.bincount(line_order, weights=stock.unit_cost[stock.index(product, o.warehouse[line_order])] * qty,
-                       minlength=n)
-    o.line_order, o.line_product, o.line_qty = line_order, product, qty
-    o.line_price, o.line_discount = price, line_disc
-    o.total = np.rint(total).astype(np.int64)
-    o.profit = o.total - np.rint(cogs).astype(np.int64) - o.shipping_cost
+    total = np.rint(np.bincount(line_order, weights=gross - line_disc, minlength=n)).astype(np.int64)
+    unit_cost = stock.unit_cost[stock.index(product, head["warehouse"][line_order])]
+    cogs = np.rint(np.bincount(line_order, weights=unit_cost * qty, minlength=n)).astype(np.int64)
+    return {
+        "line_order": line_order, "line_product": product, "line_qty": qty, "line_price": price,
+        "line_discount": line_disc, "total": total, "profit": total - cogs - head["shipping_cost"],
+    }
 
 
-def _draw_lifecycle(rng: np.random.Generator, o: Orders, ref: Reference, clock: SimClock) -> None:
+def _draw_lifecycle(rng: np.random.Generator, t: np.ndarray, method: np.ndarray, ref: Reference,
+                    clock: SimClock) -> dict[str, np.ndarray]:
     """Choose each order's path and step times; mark the steps reached before the clock."""
-    n = len(o)
+    n = len(t)
     path = rng.choice(len(PATHS), size=n, p=[p for p, _ in PATHS])
     steps = np.full((len(PATHS), MAX_STEPS), -1, dtype=np.int64)
     means = np.zeros((len(PATHS), MAX_STEPS))
@@ -200,17 +202,16 @@ def _draw_lifecycle(rng: np.random.Generator, o: Orders, ref: Reference, clock: 
         steps[i, :len(spec)] = [s for s, _ in spec]
         means[i, :len(spec)] = [m for _, m in spec]
     st, mean = steps[path], means[path]
-    hours = ref.method_hours[o.method].astype(np.float64)
-    speed = np.minimum(1.0, hours / 120.0)
+    hours = ref.method_hours[method].astype(np.float64)
+    speed = np.minimum(1.0, hours / 120.0)     # fast methods also move through the warehouse faster
     expo = rng.exponential(1.0, (n, MAX_STEPS))
     share = rng.uniform(0.25, 0.9, (n, MAX_STEPS))
     dur_h = np.where(mean == METHOD, share * hours[:, None],
                      expo * mean * np.where(_SPED_UP[np.maximum(st, 0)], speed[:, None], 1.0))
     dur = np.maximum(np.rint(dur_h * HOUR), 60).astype(np.int64)
     dur[:, 0] = 0
-    o.steps = st
-    o.step_t = o.t[:, None] + np.cumsum(dur, axis=1)
-    o.happened = (st >= 0) & (o.step_t < clock.seconds)
+    step_t = t[:, None] + np.cumsum(dur, axis=1)
+    return {"steps": st, "step_t": step_t, "happened": (st >= 0) & (step_t < clock.seconds)}
 
 
 def _last_change(codes: np.ndarray, happened: np.ndarray, step_t: np.ndarray,
