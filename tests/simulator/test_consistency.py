@@ -64,7 +64,8 @@ def test_reference_tables_have_natural_size(generated):
 def test_reference_content(q):
     assert one(q, "SELECT count(DISTINCT province_name) FROM geo_location") == 63
     assert one(q, "SELECT count(DISTINCT (province_name, district_name)) FROM geo_location") == 691
-    assert [r[0] for r in q("SELECT name FROM order_channel ORDER BY id")] == ["Shopee", "Lazada", "Tiki", "Website", "TikTok"]
+    channels = [r[0] for r in q("SELECT name FROM order_channel ORDER BY id")]
+    assert channels == ["Shopee", "Lazada", "Tiki", "Website", "TikTok"]
     assert q("SELECT name, estimated_delivery_time FROM shipping_method ORDER BY id") == [
         ("Standard", 120), ("Express", 48), ("Same-day", 8), ("COD", 72)]
     assert q("SELECT min(id), max(id), count(*), min(price) > 0 FROM product") == [(1, 502, 497, True)]
@@ -228,9 +229,10 @@ def test_history_replays_each_order_path(q):
         WHERE f.status IS DISTINCT FROM 'Pending' OR f.changed_at <> o.created_at
            OR l.status <> o.status OR l.changed_at <> o.updated_at""") == 0
     # older orders are further along the path
+    last_day, before_last_10 = PERIOD_END - dt.timedelta(days=1), PERIOD_END - dt.timedelta(days=10)
     young, old = q("""SELECT avg(n) FILTER (WHERE created_at >= %s), avg(n) FILTER (WHERE created_at < %s)
                       FROM orders o JOIN (SELECT order_id, count(*) n FROM order_status_history GROUP BY 1) h
-                      ON h.order_id = o.id""", (PERIOD_END - dt.timedelta(days=1), PERIOD_END - dt.timedelta(days=10)))[0]
+                      ON h.order_id = o.id""", (last_day, before_last_10))[0]
     assert old > young + 2
 
 
@@ -256,7 +258,8 @@ def test_tracking_numbers_and_transactions_are_unique(q):
 def test_vocabularies_include_what_silver_must_standardise(q):
     methods = {m for (m,) in q("SELECT DISTINCT payment_method FROM payment")}
     assert {"MoMo", "ZaloPay", "VNPay", "Credit Card", "COD", "Bank Transfer", "Momo", "Cash on Delivery"} == methods
-    assert {s for (s,) in q("SELECT DISTINCT payment_status FROM payment")} <= {"Pending", "Completed", "Cancelled", "Refunded", "Failed"}
+    assert {s for (s,) in q("SELECT DISTINCT payment_status FROM payment")} <= {
+        "Pending", "Completed", "Cancelled", "Refunded", "Failed"}
     assert {s for (s,) in q("SELECT DISTINCT shipping_status FROM shipment")} <= {
         "Created", "InTransit", "Failed", "Delivered", "ReturnToSender"}
     assert {c for (c,) in q("SELECT DISTINCT channel FROM customer_activity_log")} == {
@@ -301,7 +304,8 @@ def test_returns_only_for_delivered_orders_and_refund_within_total(q):
 
 def test_reviews_follow_completed_purchases(q):
     assert one(q, """SELECT count(*) FROM product_review r WHERE NOT EXISTS (
-        SELECT 1 FROM orders o JOIN order_items i ON i.order_id = o.id JOIN order_channel ch ON ch.id = o.order_channel_id
+        SELECT 1 FROM orders o JOIN order_items i ON i.order_id = o.id
+        JOIN order_channel ch ON ch.id = o.order_channel_id
         WHERE o.customer_id = r.customer_id AND i.product_id = r.product_id AND o.status = 'Completed'
           AND ch.name = r.source_system AND r.created_at > o.updated_at)""") == 0
     assert one(q, "SELECT count(*) FROM (SELECT 1 FROM product_review GROUP BY product_id, customer_id, "

@@ -308,7 +308,8 @@ def test_check_constraints(conn, table, column, good, bad, others):
 def test_cart_items_quantity_must_be_positive_and_lines_unique(conn):
     with conn.cursor() as cur:
         cur.execute("SET LOCAL session_replication_role = replica")
-        row = "INSERT INTO public.cart_items (cart_id, product_id, quantity, unit_price, amount) VALUES (1, %s, %s, 1, 1)"
+        row = ("INSERT INTO public.cart_items (cart_id, product_id, quantity, unit_price, amount) "
+               "VALUES (1, %s, %s, 1, 1)")
         cur.execute(row, (1, 1))
         cur.execute("SAVEPOINT probe")
         with pytest.raises(psycopg2.errors.CheckViolation):

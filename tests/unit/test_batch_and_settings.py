@@ -35,3 +35,24 @@ def test_settings_from_environment(monkeypatch, tmp_path):
     assert s.warehouse_uri == "s3://lakehouse/warehouse"
     assert s.s3.endpoint == "http://minio:9000"
     assert s.data_docs_dir == tmp_path / "data_docs"
+
+
+def test_s3_warehouse_by_settings_alone(monkeypatch, tmp_path):
+    """The compose/cluster profile: S3FileIO with path-style access, credentials from settings."""
+    from lakehouse_core.spark import _catalog_conf
+
+    monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path))
+    monkeypatch.setenv("LAKEHOUSE_CATALOG__HOST", "postgres")
+    monkeypatch.setenv("LAKEHOUSE_CATALOG__PASSWORD", "from-the-environment")
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", "s3://lakehouse/warehouse")
+    monkeypatch.setenv("LAKEHOUSE_S3__ENDPOINT", "http://minio:9000")
+    monkeypatch.setenv("LAKEHOUSE_S3__ACCESS_KEY_ID", "key")
+    monkeypatch.setenv("LAKEHOUSE_S3__SECRET_ACCESS_KEY", "secret-from-env")
+    conf = _catalog_conf(LakehouseSettings())
+    prefix = "spark.sql.catalog.lakehouse"
+    assert conf[f"{prefix}.uri"] == "jdbc:postgresql://postgres:5432/iceberg_catalog?prepareThreshold=-1"
+    assert conf[f"{prefix}.jdbc.password"] == "from-the-environment"
+    assert conf[f"{prefix}.io-impl"] == "org.apache.iceberg.aws.s3.S3FileIO"
+    assert conf[f"{prefix}.s3.path-style-access"] == "true"
+    assert conf[f"{prefix}.s3.endpoint"] == "http://minio:9000"
+    assert conf[f"{prefix}.warehouse"] == "s3://lakehouse/warehouse"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import time
 
@@ -18,17 +19,20 @@ def _simulate(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     began = time.perf_counter()
-    conn = postgres.connect(settings.source, settings)
-    try:
-        create_source_schema(conn, reset=args.reset)
-        counts = generate(conn, scale=args.scale, seed=args.seed, start=args.start, days=args.days)
-        conn.commit()
-    except RuntimeError as exc:   # e.g. tables already filled without --reset
-        conn.rollback()
-        print(f"lakehouse simulate: {exc}")
-        return 1
-    finally:
-        conn.close()
+    # The embedded server is started on demand and stopped afterwards unless it was already running.
+    server = postgres.embedded_server(settings) if settings.source.host is None else contextlib.nullcontext()
+    with server:
+        conn = postgres.connect(settings.source, settings)
+        try:
+            create_source_schema(conn, reset=args.reset)
+            counts = generate(conn, scale=args.scale, seed=args.seed, start=args.start, days=args.days)
+            conn.commit()
+        except RuntimeError as exc:   # e.g. tables already filled without --reset
+            conn.rollback()
+            print(f"lakehouse simulate: {exc}")
+            return 1
+        finally:
+            conn.close()
     width = max(map(len, counts))
     for table, n in counts.items():
         print(f"{table:<{width}}  {n:>10,}")

@@ -25,12 +25,11 @@ import numpy as np
 import psycopg2.extensions
 
 from lakehouse_simulator.copyio import Frame, copy_frame
-from lakehouse_simulator.customers import customer_frame, draw_customers
+from lakehouse_simulator.customers import Customers, customer_frame, draw_customers
 from lakehouse_simulator.discounts import discount_frame, draw_discounts
 from lakehouse_simulator.engagement import activity_frame, draw_carts, return_frame, review_frame, wishlist_frame
 from lakehouse_simulator.inventory import Movements, draw_stock, inventory_tables, manual_movements
 from lakehouse_simulator.orders import COMPLETED, Orders, draw_orders, order_frames, order_movements
-from lakehouse_simulator.customers import Customers
 from lakehouse_simulator.reference import build_reference
 from lakehouse_simulator.sampling import SimClock
 from lakehouse_simulator.schema import CLOCK_TABLE, SERIAL_TABLES, SOURCE_TABLES
@@ -149,7 +148,8 @@ def _restore_foreign_keys(cur: psycopg2.extensions.cursor, fks: list[tuple[str, 
         cur.execute(f'ALTER TABLE public."{table}" ADD CONSTRAINT "{name}" {definition}')
 
 
-def load_tables(conn: psycopg2.extensions.connection, frames: dict[str, Frame], clock_end: dt.datetime) -> dict[str, int]:
+def load_tables(conn: psycopg2.extensions.connection, frames: dict[str, Frame],
+                clock_end: dt.datetime) -> dict[str, int]:
     """COPY the frames into the (empty) source tables, advance sequences, set the clock. No commit.
 
     Foreign keys are dropped for the load and re-created (and so fully validated) afterwards, in

@@ -83,8 +83,9 @@ def _district_kinds(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     provincial = np.arange(5, n_prov)
     counts = {kind: np.zeros(n_prov, dtype=np.int64) for kind, _ in vocab.DISTRICT_KINDS}
     counts["Quận"][central] = (19, 12, 7, 6, 5)
-    counts["Thành phố"][provincial] = 1 + rng.multinomial(84 - len(provincial), np.full(len(provincial), 1 / len(provincial)))
-    counts["Thị xã"][provincial] = rng.multinomial(53, np.full(len(provincial), 1 / len(provincial)))
+    even = np.full(len(provincial), 1 / len(provincial))
+    counts["Thành phố"][provincial] = 1 + rng.multinomial(84 - len(provincial), even)   # one provincial city each
+    counts["Thị xã"][provincial] = rng.multinomial(53, even)
     w = np.where(np.arange(n_prov) < 5, 0.5, 1.0)
     counts["Huyện"] = rng.multinomial(505, w / w.sum())
     prov, kind = [], []
@@ -199,7 +200,8 @@ def _products(rng: np.random.Generator, clock: SimClock) -> tuple[Frame, np.ndar
     """The product frame and each product's popularity weight."""
     holes = set(vocab.PRODUCT_ID_HOLES)
     ids = np.array([i for i in range(1, 503) if i not in holes], dtype=np.int64)
-    subcat = rng.permutation(np.repeat(np.arange(len(vocab.SUB_CATEGORIES)), [s["count"] for s in vocab.SUB_CATEGORIES]))
+    per_subcat = [spec["count"] for spec in vocab.SUB_CATEGORIES]
+    subcat = rng.permutation(np.repeat(np.arange(len(vocab.SUB_CATEGORIES)), per_subcat))
     brand_ids = {name: i + 1 for i, (name, _) in enumerate(vocab.BRANDS)}
     brand, names, prices = [], [], []
     for sc in subcat:
