@@ -358,3 +358,27 @@ def test_activity_mirrors_purchases_wishlists_and_reviews(q):
     assert one(q, """SELECT count(*) FROM customer_activity_log a JOIN customers c ON c.id = a.customer_id
                      WHERE a.created_at < c.created_at""") == 0
     assert one(q, "SELECT count(*) FROM customer_activity_log WHERE activity_type = 'view' AND product_id IS NULL") == 0
+
+
+def test_tiny_short_runs_load_and_keep_their_invariants(connect_db):
+    """Edge case: one day, a handful of orders, some tables empty; another start date."""
+    from lakehouse_simulator.generate import generate
+    from lakehouse_simulator.schema import create_source_schema
+
+    conn = connect_db("sim_tiny")
+    try:
+        create_source_schema(conn, reset=True)
+        counts = generate(conn, scale=0.0001, seed=3, start=dt.date(2024, 2, 29), days=1)
+        conn.commit()
+        assert counts["orders"] == 1 and counts["customers"] == 1 and counts["order_return"] == 0
+        with conn.cursor() as cur:
+            cur.execute("SELECT sim_now FROM lakehouse_sim.clock")
+            assert cur.fetchone()[0] == dt.datetime(2024, 3, 1)
+            cur.execute("SELECT min(created_at) >= '2024-02-29', max(created_at) < '2024-03-01' FROM orders")
+            assert cur.fetchone() == (True, True)
+            cur.execute("INSERT INTO order_return (order_id, customer_id, reason, return_type) "
+                        "SELECT id, customer_id, 'x', 'refund' FROM orders RETURNING id")
+            assert cur.fetchone()[0] == 1        # empty table: the sequence starts at 1
+        conn.rollback()
+    finally:
+        conn.close()

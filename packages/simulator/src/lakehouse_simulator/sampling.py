@@ -129,6 +129,8 @@ def redraw_duplicates(rng: np.random.Generator, groups: np.ndarray, values: np.n
     Groups must have fewer members than there are distinct values.
     """
     values = values.copy()
+    if len(values) == 0:
+        return values
     for _ in range(max_rounds):
         order = np.lexsort((np.arange(len(values)), values, groups))
         dup_sorted = np.r_[False, (groups[order][1:] == groups[order][:-1]) & (values[order][1:] == values[order][:-1])]
