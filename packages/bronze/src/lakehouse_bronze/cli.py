@@ -8,14 +8,16 @@ from lakehouse_core.cli import add_batch_arguments, start_layer_job
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from lakehouse_bronze.extract import extract_table, source_now
+    from lakehouse_bronze.extract import extract_table
+    from lakehouse_bronze.source import source_state
 
-    job = start_layer_job(args, "lakehouse-bronze")
-    now = source_now(job.settings)
+    job = start_layer_job(args, "bronze")
+    state = source_state(job.settings)  # one clock reading and snapshot for the whole run
     for spec in job.tables:
-        result = extract_table(job.spark, job.settings, spec, job.interval, now)
-        state = "already published, skipped" if result.skipped else f"{result.rows_written} rows staged, watermark {result.watermark}"
-        print(f"bronze.{spec.name}: {state}")
+        result = extract_table(job.spark, job.settings, spec, job.interval, state)
+        outcome = ("already published, skipped" if result.skipped else
+                   f"{result.rows_written} rows and {result.deletes} deletes staged, watermark {result.watermark}")
+        print(f"bronze.{spec.name}: {outcome}")
     return 0
 
 

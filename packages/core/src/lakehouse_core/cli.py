@@ -26,7 +26,7 @@ def add_batch_arguments(parser: argparse.ArgumentParser, with_tables: bool = Tru
     parser.add_argument("--interval-end", required=True, help="data interval end, ISO-8601 with offset")
     if with_tables:
         parser.add_argument("--tables", default=None,
-                            help="comma-separated table names (default: the registry's enabled tables)")
+                            help="comma-separated table names (default: the registry's tables of the layer)")
 
 
 @dataclass
@@ -40,7 +40,7 @@ class LayerJob:
     spark: "object"
 
 
-def start_layer_job(args: argparse.Namespace, app_name: str) -> LayerJob:
+def start_layer_job(args: argparse.Namespace, layer: str) -> LayerJob:
     """Build the job context from parsed arguments; starts the process's single SparkSession.
 
     Raises RegistryError for an unknown table and ValueError for a malformed interval.
@@ -50,9 +50,9 @@ def start_layer_job(args: argparse.Namespace, app_name: str) -> LayerJob:
     settings = get_settings()
     registry = Registry.load(settings)
     names = getattr(args, "tables", None)
-    tables = [registry.get(n.strip()) for n in names.split(",")] if names else registry.enabled()
+    tables = [registry.get(n.strip()) for n in names.split(",")] if names else registry.for_layer(layer)
     interval = DataInterval.parse(args.interval_start, args.interval_end)
-    spark = get_spark(settings, app_name, ParentRun.from_env())
+    spark = get_spark(settings, f"lakehouse_{layer}", ParentRun.from_env())
     return LayerJob(settings, registry, tables, interval, spark)
 
 
@@ -81,7 +81,7 @@ def _gate(args: argparse.Namespace) -> int:
     # Importing Great Expectations takes ~8 s of CPU: overlap it with the JVM start.
     preload = threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True)
     preload.start()
-    job = start_layer_job(args, f"lakehouse-gate-{args.layer}")
+    job = start_layer_job(args, f"{args.layer}_gate")
     preload.join()
     from lakehouse_core.quality import QualityGateFailed, run_gate
 
@@ -95,12 +95,17 @@ def _gate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _without_lineage(settings: LakehouseSettings) -> LakehouseSettings:
+    """Utility commands read tables; they are not pipeline jobs and emit no lineage."""
+    return settings.model_copy(update={"lineage": settings.lineage.model_copy(update={"enabled": False})})
+
+
 def _tables(args: argparse.Namespace) -> int:
     from lakehouse_core.spark import get_spark
     from lakehouse_core.settings import CATALOG_NAME
 
     settings = get_settings()
-    spark = get_spark(settings, "lakehouse-tables")
+    spark = get_spark(_without_lineage(settings), "lakehouse-tables")
     for layer in ("bronze", "silver", "gold", "quarantine"):
         for row in spark.sql(f"SHOW TABLES IN {CATALOG_NAME}.{layer}").orderBy("tableName").collect():
             count = spark.table(f"{CATALOG_NAME}.{layer}.{row.tableName}").count()
@@ -115,8 +120,7 @@ def _tables(args: argparse.Namespace) -> int:
 def _sql(args: argparse.Namespace) -> int:
     from lakehouse_core.spark import get_spark
 
-    settings = get_settings().model_copy(update={"lineage": get_settings().lineage.model_copy(update={"enabled": False})})
-    get_spark(settings, "lakehouse-sql").sql(args.query).show(args.limit, truncate=False)
+    get_spark(_without_lineage(get_settings()), "lakehouse-sql").sql(args.query).show(args.limit, truncate=False)
     return 0
 
 

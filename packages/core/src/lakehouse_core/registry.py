@@ -18,6 +18,7 @@ from lakehouse_core.settings import CATALOG_NAME, LakehouseSettings
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 LAYERS = ("bronze", "silver", "gold", "quarantine")
+XMIN_CURSOR = "xmin"
 
 
 class RegistryError(ValueError):
@@ -48,7 +49,13 @@ class TableSpec(BaseModel):
     cursor: str | None = None
     event_time: str | None = None
     partitioned: bool = False
-    enabled: bool = False
+    reconcile_deletes: bool = False
+    silver: bool = False
+
+    @property
+    def uses_commit_cursor(self) -> bool:
+        """The cursor is PostgreSQL's row ``xmin``: rows are taken by commit visibility."""
+        return self.cursor == XMIN_CURSOR
 
     @field_validator("name", "cursor", "event_time")
     @classmethod
@@ -113,5 +120,8 @@ class Registry:
         except KeyError:
             raise RegistryError(f"table {name!r} is not in the registry") from None
 
-    def enabled(self) -> list[TableSpec]:
-        return [t for t in self if t.enabled]
+    def for_layer(self, layer: str) -> list[TableSpec]:
+        """Tables a layer processes: bronze extracts every table; silver those marked ``silver``."""
+        if layer == "bronze":
+            return list(self)
+        return [t for t in self if t.silver]

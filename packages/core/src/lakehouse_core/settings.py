@@ -76,6 +76,7 @@ class ExtractSettings(BaseModel):
 
     safety_lag_seconds: int = 300
     lookback_seconds: int = 3600
+    lookback_ids: int = 10_000
     # "auto": the simulator's clock table when present, else the database clock.
     source_clock: str = "auto"
 

@@ -10,7 +10,7 @@ from lakehouse_core.cli import add_batch_arguments, start_layer_job
 def _build(args: argparse.Namespace) -> int:
     from lakehouse_gold.marts import MARTS, build_mart
 
-    job = start_layer_job(args, "lakehouse-gold")
+    job = start_layer_job(args, "gold")
     for mart in MARTS.values():
         result = build_mart(job.spark, job.settings, mart, job.interval)
         print(f"gold.{mart.name}: " + ("already published, skipped" if result.skipped else f"{result.rows} rows staged"))

@@ -10,7 +10,7 @@ from lakehouse_core.cli import add_batch_arguments, start_layer_job
 def _transform(args: argparse.Namespace) -> int:
     from lakehouse_silver.transform import transform_table
 
-    job = start_layer_job(args, "lakehouse-silver")
+    job = start_layer_job(args, "silver")
     for spec in job.tables:
         result = transform_table(job.spark, job.settings, spec, job.interval)
         state = "already published, skipped" if result.skipped else f"{result.rows_merged} keys merged (bronze snapshot {result.upstream_snapshot})"

@@ -26,7 +26,7 @@ from lakehouse_core.registry import TableSpec, identifier
 from lakehouse_core.settings import LakehouseSettings
 
 PACKAGE = "lakehouse-silver"
-BRONZE_META = ("_batch_id", "_ingested_at", "_op", "_row_hash")
+BRONZE_META = ("_batch_id", "_ingested_at", "_op", "_row_hash", "_source_xid")
 
 Transformer = Callable[[DataFrame], DataFrame]
 TRANSFORMERS: dict[str, Transformer] = {}
@@ -65,10 +65,14 @@ def conform(df: DataFrame, settings: LakehouseSettings) -> DataFrame:
 
 
 def latest_per_key(df: DataFrame, spec: TableSpec) -> DataFrame:
-    """Latest version per primary key. Tie-break: later batch, then later cursor value, then later ingestion."""
+    """Latest version per primary key.
+
+    Tie-break: later batch, then later source version (``_source_xid`` for xmin cursors,
+    else the cursor column), then later ingestion.
+    """
     order = [F.col("_batch_id").desc()]
     if spec.cursor:
-        order.append(F.col(spec.cursor).desc_nulls_last())
+        order.append(F.col("_source_xid" if spec.uses_commit_cursor else spec.cursor).desc_nulls_last())
     order.append(F.col("_ingested_at").desc())
     window = Window.partitionBy(*spec.primary_key).orderBy(*order)
     return df.withColumn("_rn", F.row_number().over(window)).where("_rn = 1").drop("_rn")
@@ -121,7 +125,7 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
     changes = TRANSFORMERS.get(spec.name, lambda d: d)(changes)
     changes = (changes.withColumnRenamed("_batch_id", "_source_batch_id")
                .withColumn("_silver_updated_at", F.current_timestamp())
-               .drop("_ingested_at", "_row_hash")).localCheckpoint()
+               .drop("_ingested_at", "_row_hash", "_source_xid")).localCheckpoint()
     columns = [c for c in changes.columns if c != "_op"]
 
     if not exists:

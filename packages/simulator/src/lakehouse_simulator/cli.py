@@ -1,4 +1,5 @@
-"""``lakehouse simulate``: create the source schema and fill it with simulated shop data."""
+"""``lakehouse simulate``: create the source schema and fill it with simulated shop data;
+``lakehouse simulate-advance``: advance it by whole simulated days."""
 
 from __future__ import annotations
 
@@ -42,6 +43,53 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _advance(args: argparse.Namespace) -> int:
+    from lakehouse_core import postgres
+    from lakehouse_core.settings import get_settings
+
+    from lakehouse_simulator.advance import SourceBehaviour, advance, read_clock
+
+    settings = get_settings()
+    behaviour = SourceBehaviour(unbumped_update_share=args.unbumped_update_share,
+                                wall_clock_columns=args.wall_clock, late_rows_share=args.late_rows_share)
+    began = time.perf_counter()
+    server = postgres.embedded_server(settings) if settings.source.host is None else contextlib.nullcontext()
+    with server:
+        conn = postgres.connect(settings.source, settings)
+        try:
+            counts = advance(conn, days=args.days, seed=args.seed, scale=args.scale, scenario=args.scenario,
+                             behaviour=behaviour)
+            conn.commit()
+            clock = read_clock(conn)
+        except RuntimeError as exc:   # e.g. no generated source yet
+            conn.rollback()
+            print(f"lakehouse simulate-advance: {exc}")
+            return 1
+        finally:
+            conn.close()
+    tables: dict[str, dict[str, int]] = {}
+    for day in counts.values():
+        for key, n in day.items():
+            table, op = key.rsplit(".", 1)
+            tables.setdefault(table, {}).setdefault(op, 0)
+            tables[table][op] += n
+    width = max(map(len, tables), default=5)
+    print(f"{'table':<{width}}  {'inserted':>10}  {'updated':>10}  {'deleted':>10}")
+    for table, ops in tables.items():
+        print(f"{table:<{width}}  {ops.get('inserted', 0):>10,}  {ops.get('updated', 0):>10,}  "
+              f"{ops.get('deleted', 0):>10,}")
+    print(f"advanced {settings.source.dbname} by {args.days} day(s) of {args.scenario} (scale {args.scale:g}, "
+          f"seed {args.seed}) to {clock} in {time.perf_counter() - began:.1f} s")
+    return 0
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be within [0, 1]")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -71,3 +119,25 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reset", action="store_true",
                    help="drop and recreate the source tables first (otherwise they must be absent or empty)")
     p.set_defaults(func=_simulate)
+
+    from lakehouse_simulator.scenarios import SCENARIOS
+
+    a = subparsers.add_parser(
+        "simulate-advance", help="advance the simulated source by whole days (inserts, updates, deletes)",
+        description="Simulate whole days from the simulator clock (lakehouse_sim.clock) of a generated "
+                    "source: new customers, carts and orders, status transitions, stock movements, returns, "
+                    "reviews, hard deletes. Deterministic in (state, seed, day, scenario).")
+    a.add_argument("--days", type=_positive_int, default=1, help="number of days to simulate (default 1)")
+    a.add_argument("--scenario", choices=list(SCENARIOS), default="normal", help="kind of day (default normal)")
+    a.add_argument("--seed", type=int, required=True, help="random seed (same state and seed → same days)")
+    a.add_argument("--scale", type=_positive_float, required=True,
+                   help="shop size, as for simulate (1 ≈ 3,300 orders per normal day)")
+    a.add_argument("--unbumped-update-share", type=_share, default=0.0,
+                   help="share of updated rows whose updated_at is left untouched (default 0)")
+    a.add_argument("--wall-clock", action="store_true",
+                   help="trigger-like columns (customers/cart updated_at, history and stock log rows) get the "
+                        "database wall clock instead of sim time")
+    a.add_argument("--late-rows-share", type=_share, default=0.0,
+                   help="share of direct orders, browsing events and wishlist adds inserted a day late "
+                        "(default 0)")
+    a.set_defaults(func=_advance)

@@ -4,7 +4,7 @@ A table is a :data:`Frame`: an ordered mapping of column name to a NumPy array. 
 rendered to PostgreSQL's text COPY format by dtype, chunk by chunk, while the server reads:
 
 * ``bool`` → ``t``/``f``; signed/unsigned integers → decimal text (money is whole VND in int64);
-* ``datetime64`` → ISO timestamps (``NaT`` → NULL);
+* ``datetime64`` → ISO timestamps to the second, or the microsecond for finer units (``NaT`` → NULL);
 * strings (``str``/``StringDType``/``object`` with ``None`` → NULL) → escaped text;
 * a ``numpy.ma.MaskedArray`` of any of these → NULL where masked.
 
@@ -59,7 +59,9 @@ def format_column(col: np.ndarray) -> np.ndarray:
     elif kind == "M":
         nat = np.isnat(data)
         mask = nat if mask is None else (mask | nat)
-        out = data.astype("datetime64[s]").astype(STR)
+        # whole seconds unless the array carries a finer unit (e.g. a wall-clock now())
+        unit = np.datetime_data(data.dtype)[0]
+        out = data.astype("datetime64[s]" if unit in ("Y", "M", "W", "D", "h", "m", "s") else "datetime64[us]").astype(STR)
     elif kind in "UT":
         out = _escape(data.astype(STR))
     elif kind == "O":

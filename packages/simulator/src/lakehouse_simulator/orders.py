@@ -121,7 +121,13 @@ def draw_orders(rng: np.random.Generator, n: int, clock: SimClock, ref: Referenc
 def _draw_headers(rng: np.random.Generator, n: int, clock: SimClock, ref: Reference, customers: Customers,
                   discounts: Discounts) -> dict[str, np.ndarray]:
     """Who orders when, on which channel, paid and shipped how, from which warehouse."""
-    t = event_offsets(rng, n, clock)
+    return headers_at(rng, event_offsets(rng, n, clock), ref, customers, discounts)
+
+
+def headers_at(rng: np.random.Generator, t: np.ndarray, ref: Reference, customers: Customers,
+               discounts: Discounts, discount_share: float = 0.3) -> dict[str, np.ndarray]:
+    """Order headers for sorted order times ``t`` (second offsets); ``ids`` are 1.. with gaps."""
+    n = len(t)
     customer = pick_existing(rng, t, customers.created, customers.propensity_cum)
     own_channel = rng.random(n) < 0.7
     channel = np.where(own_channel, customers.channel[customer], weighted(rng, n, ref.channel_weights))
@@ -137,14 +143,15 @@ def _draw_headers(rng: np.random.Generator, n: int, clock: SimClock, ref: Refere
         "ids": ids_with_gaps(rng, n, 0.01), "t": t, "customer": customer, "channel": channel,
         "warehouse": rng.integers(0, len(ref.warehouse_ids), n), "method": method,
         "partner_id": ref.partner_ids[rng.integers(0, len(ref.partner_ids), n)], "pay_method": pay_method,
-        "from_cart": rng.random(n) < 0.3, "discount": _pick_discounts(rng, t, channel, discounts),
+        "from_cart": rng.random(n) < 0.3, "discount": pick_discounts(rng, t, channel, discounts, discount_share),
         "shipping_cost": shipping_cost,
     }
 
 
-def _pick_discounts(rng: np.random.Generator, t: np.ndarray, channel: np.ndarray, d: Discounts) -> np.ndarray:
-    """30 % of orders use a discount running on their channel at order time (if any)."""
-    wants = rng.random(len(t)) < 0.3
+def pick_discounts(rng: np.random.Generator, t: np.ndarray, channel: np.ndarray, d: Discounts,
+                   share: float = 0.3) -> np.ndarray:
+    """``share`` of orders (30 %) use a discount running on their channel at order time (if any)."""
+    wants = rng.random(len(t)) < share
     u = rng.random(len(t))
     out = np.full(len(t), -1, dtype=np.int64)
     idx = np.flatnonzero(wants)
@@ -159,20 +166,30 @@ def _pick_discounts(rng: np.random.Generator, t: np.ndarray, channel: np.ndarray
 
 
 def _draw_lines(rng: np.random.Generator, head: dict[str, np.ndarray], ref: Reference, d: Discounts,
-                stock: Stock) -> dict[str, np.ndarray]:
+                stock: Stock, k: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """1–4 lines per order (distinct products for cart checkouts), line discounts, totals and profit.
 
     Expensive items (> 20 M VND) are bought one at a time, which also keeps every order total
-    within orders.total_price numeric(11,2).
+    within orders.total_price numeric(11,2). ``k`` fixes the number of lines per order.
     """
     n = len(head["t"])
-    k = rng.choice(np.arange(1, 5), size=n, p=[0.1, 0.2, 0.3, 0.4])
+    if k is None:
+        k = rng.choice(np.arange(1, 5), size=n, p=[0.1, 0.2, 0.3, 0.4])
     line_order = np.repeat(np.arange(n), k)
     product = weighted(rng, len(line_order), ref.product_weight)
     in_cart = head["from_cart"][line_order]
     product[in_cart] = redraw_duplicates(rng, line_order[in_cart], product[in_cart], ref.product_weight)
     price = ref.product_price[product]
     qty = np.where(price > 20_000_000, 1, rng.choice([1, 2, 3], size=len(product), p=[0.7, 0.2, 0.1]))
+    return price_lines(head, line_order, product, qty, ref, d, stock)
+
+
+def price_lines(head: dict[str, np.ndarray], line_order: np.ndarray, product: np.ndarray, qty: np.ndarray,
+                ref: Reference, d: Discounts, stock: Stock) -> dict[str, np.ndarray]:
+    """Catalogue prices, the order discount spread over the lines, totals and profit (no draws)."""
+    n = len(head["t"])
+    k = np.bincount(line_order, minlength=n)
+    price = ref.product_price[product]
     gross = price * qty
     # order discount spread over the lines: a percentage of each line, or the fixed value split
     # evenly; never more than half a line

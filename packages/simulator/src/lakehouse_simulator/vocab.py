@@ -163,6 +163,10 @@ CANCEL_REASONS: tuple[str, ...] = (
     "Khách hàng đổi ý", "Đặt nhầm sản phẩm", "Tìm được giá tốt hơn", "Thời gian giao hàng quá lâu",
     "Không liên hệ được khách hàng",
 )
+#: Cancellations the simulator decides itself (day-by-day advance): no stock left at the shipping
+#: warehouse, and the payment or risk check failing (fraud).
+STOCKOUT_REASON = "Hết hàng"
+FRAUD_REASONS: tuple[str, ...] = ("Thanh toán thất bại", "Nghi ngờ gian lận")
 ORDER_NOTES: tuple[str, ...] = ("Giao giờ hành chính", "Gọi trước khi giao", "Giao cuối tuần",
                                 "Xuất hóa đơn công ty", "Gói quà giúp")
 RETURN_REASONS: tuple[str, ...] = (

@@ -1,0 +1,113 @@
+"""Access to the source database: its clock, its snapshot, its column types, and reads.
+
+Identifiers reaching SQL come from the validated registry and are quoted here;
+values are typed literals rendered by this module (Spark's JDBC reader cannot bind
+parameters), never text taken from outside.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from pyspark.sql import DataFrame, SparkSession
+
+from lakehouse_core import postgres
+from lakehouse_core.registry import TableSpec
+from lakehouse_core.settings import LakehouseSettings
+
+_SNAPSHOT = re.compile(r"^\d+:\d+:(\d+(,\d+)*)?$")
+JDBC_SPLIT_THRESHOLD = 50_000
+
+# xmin is 32 bits; widen it to a 64-bit xid8 with the epoch of the current snapshot's xmax
+# (a value above the current low 32 bits belongs to the previous epoch). Frozen rows report
+# xmin 2 and so compare as older than any snapshot.
+XMIN_AS_XID8 = (
+    "((((pg_snapshot_xmax(pg_current_snapshot())::text::bigint >> 32)"
+    " - CASE WHEN src_t.xmin::text::bigint > (pg_snapshot_xmax(pg_current_snapshot())::text::bigint & 4294967295)"
+    " THEN 1 ELSE 0 END) << 32) | src_t.xmin::text::bigint)"
+)
+
+
+class SourceSchemaError(LookupError):
+    """The source lacks a table or column the registry names."""
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """The source as seen at the start of a run: its clock and its transaction snapshot."""
+
+    now: datetime
+    snapshot: str
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: datetime | int) -> str:
+    """A SQL literal for a cursor bound (typed values only)."""
+    if isinstance(value, datetime):
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    return str(int(value))
+
+
+def snapshot_literal(snapshot: str) -> str:
+    """A validated ``pg_snapshot`` literal; raises ValueError for anything else."""
+    if not _SNAPSHOT.match(snapshot):
+        raise ValueError(f"not a PostgreSQL snapshot: {snapshot!r}")
+    return f"'{snapshot}'::pg_snapshot"
+
+
+def source_state(settings: LakehouseSettings) -> SourceState:
+    """The source's own notion of now (simulator clock when present, else the database clock)
+    and its current snapshot, taken before any table of the run is read."""
+    with postgres.connect(settings.source, settings) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_current_snapshot()::text, localtimestamp")
+        snapshot, db_now = cur.fetchone()
+        clock = settings.extract.source_clock
+        if clock in ("auto", "simulator"):
+            cur.execute("SELECT to_regclass('lakehouse_sim.clock') IS NOT NULL")
+            if cur.fetchone()[0]:
+                cur.execute("SELECT sim_now FROM lakehouse_sim.clock")
+                return SourceState(cur.fetchone()[0], snapshot)
+            if clock == "simulator":
+                raise SourceSchemaError("source_clock=simulator but lakehouse_sim.clock does not exist in the source")
+        return SourceState(db_now, snapshot)
+
+
+def column_type(settings: LakehouseSettings, table: str, column: str) -> str:
+    """The PostgreSQL data type of ``table.column``; raises SourceSchemaError naming both when absent."""
+    with postgres.connect(settings.source, settings) as conn, conn.cursor() as cur:
+        cur.execute("SELECT data_type FROM information_schema.columns "
+                    "WHERE table_schema = 'public' AND table_name = %s AND column_name = %s", (table, column))
+        row = cur.fetchone()
+    if row is None:
+        raise SourceSchemaError(f"source table {table}: column {column} (named by the registry) does not exist")
+    return row[0]
+
+
+def select(spec: TableSpec, predicate: str | None, columns: str = "src_t.*") -> str:
+    """``SELECT columns FROM public.<table> src_t [WHERE predicate]``."""
+    where = f" WHERE {predicate}" if predicate else ""
+    return f"SELECT {columns} FROM public.{quote(spec.name)} src_t{where}"
+
+
+def read_jdbc(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec, query: str) -> DataFrame:
+    """Read ``query`` over JDBC, split into key ranges on a single numeric primary key."""
+    db = postgres.resolve(settings.source, settings)
+    reader = (spark.read.format("jdbc").option("url", postgres.jdbc_url(db)).option("user", db.user)
+              .option("driver", "org.postgresql.Driver").option("fetchsize", settings.spark.jdbc_fetch_size)
+              .option("preferTimestampNTZ", "true").option("dbtable", f"({query}) AS src"))
+    if db.password:
+        reader = reader.option("password", db.password.get_secret_value())
+    if len(spec.primary_key) == 1:
+        key = quote(spec.primary_key[0])
+        with postgres.connect(settings.source, settings) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT min({key}), max({key}), count(*) FROM ({query}) q")
+            low, high, count = cur.fetchone()
+        if isinstance(low, int) and count > JDBC_SPLIT_THRESHOLD:
+            reader = (reader.option("partitionColumn", spec.primary_key[0]).option("lowerBound", low)
+                      .option("upperBound", high + 1).option("numPartitions", settings.spark.jdbc_partitions))
+    return reader.load()

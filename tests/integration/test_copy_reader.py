@@ -1,0 +1,187 @@
+"""The COPY/Arrow fast path returns exactly what the JDBC path returns: schema, rows, NULLs, text.
+
+A small simulated shop in its own database (``copy_test``) plus hand-written rows with the
+values a CSV round trip can get wrong: NULL next to the empty string, the strings 'NULL',
+'NA' and '\\N', embedded quotes, commas, newlines, carriage returns, tabs, backslashes,
+unicode, JSON ``null`` vs SQL NULL, extreme numerics, microsecond timestamps and natural
+keys spread over a huge range (so the key ranges are uneven and mostly empty).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import pytest
+
+from lakehouse_core import postgres
+from lakehouse_core.registry import Registry, TableSpec
+
+pytestmark = pytest.mark.spark
+
+TABLES = ("orders", "order_items", "customers", "geo_location", "customer_activity_log", "product")
+
+TEXTS = ["", None, "NULL", "NA", "\\N", "\\.", "a,b", 'say "hi"', '"', ",", "line1\nline2", "cr\r\nlf",
+         "tab\there", "back\\slash", "  padded  ", "Nguyễn Văn Á, Hà Nội", "😀 ünïcödé", "x" * 100]
+TIMES = ["2023-01-01 12:34:56.123456", "2023-01-01 00:00:00.000001", "1999-12-31 23:59:59.999999",
+         "2023-06-30 23:59:59.5", "1970-01-01 00:00:00", None]
+
+
+def _edge_rows(cur) -> None:
+    """Insert the edge-case rows (ids far above the generated ones)."""
+    for i, text in enumerate(TEXTS):
+        cur.execute(
+            "INSERT INTO customers (id, customer_code, name, email, phone, tier, total_spent, created_at, updated_at, "
+            "is_active) VALUES (%s, %s, %s, %s, %s, 'Gold', %s, %s, %s, %s)",
+            (900_000 + i, f"EDGE-{i}", text, text, None if text is None else text[:20], [None, "0", "-1.50",
+             "9999999999999.99"][i % 4], TIMES[i % len(TIMES)], TIMES[(i + 1) % len(TIMES)], [True, False, None][i % 3]))
+    for i, text in enumerate(TEXTS):
+        cur.execute(
+            "INSERT INTO product (id, product_sku, name, description, price, created_at, is_active) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (900_000 + i, text if text is None else text[:50], text, text, [None, "0.00", "-1.50", "9999999999.99",
+             "0.01"][i % 5], TIMES[i % len(TIMES)], [True, False, None][i % 3]))
+    metadata = [None, "null", "{}", '""', '{"q": "a,\\"b\\"\\nc", "u": "ü😀", "bs": "\\\\", "n": 1.50}',
+                '[1, "two", null, {"x": [true, false]}]']
+    for i, doc in enumerate(metadata):
+        cur.execute("INSERT INTO customer_activity_log (id, customer_id, activity_type, product_id, channel, metadata, "
+                    "created_at) VALUES (%s, %s, 'view', NULL, %s, %s::jsonb, %s)",
+                    (900_000 + i, 900_000 + i, TEXTS[i], doc, TIMES[i % len(TIMES)]))
+    for i, ward in enumerate([-5, 0, 9_000_000_000_000, 2**62]):
+        cur.execute("INSERT INTO geo_location (ward_code, ward_name, district_name, created_at, is_before) "
+                    "VALUES (%s, %s, %s, %s, %s)", (ward, TEXTS[i + 6], TEXTS[i + 10], TIMES[i], None))
+    for i, time in enumerate(TIMES):
+        cur.execute(
+            "INSERT INTO orders (id, customer_id, order_code, order_date, status, created_at, updated_at, total_price, "
+            "profit, notes, confirmed_at, cancel_reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (900_000 + i, 900_000 + i, f"EDGE-{i}", time, TEXTS[i + 2], time, time, "999999999.99", "-0.01",
+             TEXTS[i + 8], time, TEXTS[-1 - i]))
+        cur.execute("INSERT INTO order_items (id, order_id, unit_price, discount_amount, quantity, amount, is_active, "
+                    "created_at) VALUES (%s, %s, %s, NULL, %s, %s, NULL, %s)",
+                    (900_000 + i, 900_000 + i, "12.50", -i, "0.00", time))
+
+
+@pytest.fixture(scope="module")
+def copy_settings(settings):
+    """Settings on the ``copy_test`` source database, filled with a small shop and the edge rows."""
+    from lakehouse_simulator.generate import generate
+    from lakehouse_simulator.schema import create_source_schema
+
+    ours = settings.model_copy(update={"source": settings.source.model_copy(update={"dbname": "copy_test"})})
+    with contextlib.closing(postgres.connect(ours.source, ours)) as conn:
+        create_source_schema(conn, reset=True)
+        generate(conn, scale=0.01, seed=11, days=3)
+        with conn.cursor() as cur:
+            _edge_rows(cur)
+        conn.commit()
+    return ours
+
+
+@pytest.fixture(scope="module")
+def worker_spark(spark):
+    """The shared session, with Python tasks run by this interpreter (the one that has the packages).
+
+    PySpark starts Python workers with ``$PYSPARK_PYTHON`` or a bare ``python3`` from PATH;
+    the session factory does not set it, so only this module's tasks are pointed at
+    ``sys.executable`` here (no environment variable leaks into other tests' subprocesses).
+    """
+    context = spark.sparkContext
+    previous = context.pythonExec
+    context.pythonExec = sys.executable
+    yield spark
+    context.pythonExec = previous
+
+
+@pytest.fixture
+def split_small(monkeypatch):
+    """Split results of more than 10 rows, so the small tables are read as several key ranges."""
+    from lakehouse_bronze import copy_reader
+
+    monkeypatch.setattr(copy_reader, "SPLIT_THRESHOLD", 10)
+
+
+def _query(table: str, extra: str = "") -> str:
+    return f'SELECT src_t.*{extra} FROM public."{table}" src_t'
+
+
+def _both(spark, settings, spec: TableSpec, query: str, partitions: int | None = None):
+    from lakehouse_bronze.copy_reader import read_source_copy
+    from lakehouse_bronze.source import read_jdbc
+
+    return read_jdbc(spark, settings, spec, query), read_source_copy(spark, settings, spec, query, partitions)
+
+
+def _sorted_rows(df) -> list:
+    return sorted(df.collect(), key=lambda row: [(v is None, repr(v)) for v in row])
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_copy_path_equals_jdbc_path(worker_spark, copy_settings, split_small, table):
+    spec = Registry.load(copy_settings).get(table)
+    jdbc, fast = _both(worker_spark, copy_settings, spec, _query(table), partitions=3)
+    assert fast.schema == jdbc.schema  # types, nullability and field metadata
+    assert fast.rdd.getNumPartitions() == 3
+    expected, got = _sorted_rows(jdbc), _sorted_rows(fast)
+    assert len(got) == len(expected) > 0
+    assert got == expected
+
+
+def test_edge_values_arrive_intact(worker_spark, copy_settings):
+    """Independent of JDBC: the edge strings and microseconds come back as inserted."""
+    from datetime import datetime
+
+    from lakehouse_bronze.copy_reader import read_source_copy
+
+    spec = Registry.load(copy_settings).get("customers")
+    rows = read_source_copy(worker_spark, copy_settings, spec, _query("customers") + " WHERE src_t.id >= 900000").collect()
+    by_id = {r["id"] - 900_000: r for r in rows}
+    assert [by_id[i]["name"] for i in range(len(TEXTS))] == TEXTS
+    assert by_id[0]["created_at"] == datetime(2023, 1, 1, 12, 34, 56, 123456)
+    assert by_id[1]["created_at"] == datetime(2023, 1, 1, 0, 0, 0, 1)
+    assert str(by_id[3]["total_spent"]) == "9999999999999.99"
+
+
+def test_expression_columns_and_empty_results(worker_spark, copy_settings, split_small):
+    """Computed columns (as extract adds for xmin cursors) and an empty result keep the JDBC schema."""
+    spec = Registry.load(copy_settings).get("orders")
+    extra = (", src_t.xmin::text::bigint AS _source_xid, src_t.total_price * 2 AS doubled, "
+             "'x'::varchar(3) AS tag, (src_t.id % 1000)::smallint AS small, now()::timestamptz AS at_utc")
+    jdbc, fast = _both(worker_spark, copy_settings, spec, _query("orders", extra) + " WHERE src_t.id < 900010")
+    assert fast.schema == jdbc.schema
+    assert _sorted_rows(fast.drop("at_utc")) == _sorted_rows(jdbc.drop("at_utc"))
+
+    jdbc, fast = _both(worker_spark, copy_settings, spec, _query("orders") + " WHERE false")
+    assert fast.schema == jdbc.schema
+    assert fast.count() == 0
+
+
+def test_unsupported_type_fails_on_the_driver(worker_spark, copy_settings):
+    from lakehouse_bronze.copy_reader import UnsupportedSourceType, read_source_copy
+
+    spec = Registry.load(copy_settings).get("orders")
+    with pytest.raises(UnsupportedSourceType, match="interval"):
+        read_source_copy(worker_spark, copy_settings, spec, "SELECT id, interval '1 day' AS gap FROM public.orders")
+
+
+def test_a_failing_range_fails_the_read(worker_spark, copy_settings, split_small):
+    """An error in the middle of a COPY surfaces as a failed job, never as a short result."""
+    from lakehouse_bronze.copy_reader import read_source_copy
+
+    spec = Registry.load(copy_settings).get("orders")
+    with contextlib.closing(postgres.connect(copy_settings.source, copy_settings)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT max(id) FROM public.orders WHERE id < 900000")
+        last = cur.fetchone()[0]
+    query = f"SELECT id, 1 / (id - {last}) AS boom FROM public.orders"
+    with pytest.raises(Exception, match="division by zero"):
+        read_source_copy(worker_spark, copy_settings, spec, query, 2).collect()
+
+
+def test_key_ranges_cover_the_span_without_overlap():
+    from lakehouse_bronze.copy_reader import key_ranges
+
+    for low, high, parts in [(1, 10, 3), (-5, 2**62, 4), (7, 7, 4), (0, 2, 5)]:
+        ranges = key_ranges(low, high, parts)
+        assert ranges[0][0] == low and ranges[-1][1] == high + 1
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+        assert all(lo < hi for lo, hi in ranges)
+        assert len(ranges) == min(parts, high - low + 1)
