@@ -24,8 +24,7 @@ from lakehouse_core.settings import get_settings
 
 settings = get_settings()
 registry = Registry.load(settings)
-BRONZE_TABLES = ",".join(t.name for t in registry.for_layer("bronze"))
-SILVER_TABLES = ",".join(t.name for t in registry.for_layer("silver"))
+TABLES = ",".join(t.name for t in registry.in_dependency_order())
 LAKEHOUSE = shlex.quote(str((settings.runtime_bin or Path(sys.executable).parent) / "lakehouse"))
 INTERVAL = "--interval-start '{{ data_interval_start.isoformat() }}' --interval-end '{{ data_interval_end.isoformat() }}'"
 
@@ -41,9 +40,9 @@ LINEAGE_ENV = {
 }
 
 STEPS = [
-    ("bronze_extract", f"bronze extract --tables {BRONZE_TABLES}"),
+    ("bronze_extract", f"bronze extract --tables {TABLES}"),
     ("bronze_gate", "gate bronze"),
-    ("silver_transform", f"silver transform --tables {SILVER_TABLES}"),
+    ("silver_transform", f"silver transform --tables {TABLES}"),
     ("silver_gate", "gate silver"),
     ("gold_build", "gold build"),
     ("gold_gate", "gate gold"),

@@ -1,15 +1,19 @@
-"""The vertical slice in one Spark session: source → bronze → gate → silver → gate → gold → gate.
+"""The pipeline in one Spark session: source → bronze → gate → silver → gate → gold → gate.
 
 Tests run in file order and share the catalog: batch 1 loads the simulated shop,
-batch 2 carries source changes, batch 3 carries a bad row that the bronze gate rejects.
+batch 2 carries source changes (including rows silver must quarantine), batch 3
+carries a bad row that the bronze gate rejects.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 from decimal import Decimal
 
 import pytest
+from pyspark.sql import functions as F
 
 from lakehouse_core import iceberg, postgres
 from lakehouse_core.batch import BatchOrderError, DataInterval
@@ -18,7 +22,6 @@ from lakehouse_core.registry import Registry, identifier
 
 pytestmark = pytest.mark.spark
 
-SLICE = ("orders", "order_items", "order_channel")
 DAY1 = DataInterval.parse("2023-01-04T00:00:00+07:00", "2023-01-05T00:00:00+07:00")
 DAY2 = DataInterval.parse("2023-01-05T00:00:00+07:00", "2023-01-06T00:00:00+07:00")
 DAY3 = DataInterval.parse("2023-01-06T00:00:00+07:00", "2023-01-07T00:00:00+07:00")
@@ -56,13 +59,13 @@ def run_batch(spark, settings, interval: DataInterval):
     from lakehouse_gold.marts import MARTS, build_mart
     from lakehouse_silver.transform import transform_table
 
-    registry = Registry.load(settings)
+    tables = Registry.load(settings).in_dependency_order()
     state = source_state(settings)
-    for name in SLICE:
-        extract_table(spark, settings, registry.get(name), interval, state)
+    for spec in tables:
+        extract_table(spark, settings, spec, interval, state)
     run_gate(spark, settings, "bronze", interval.batch_id)
-    for name in SLICE:
-        transform_table(spark, settings, registry.get(name), interval)
+    for spec in tables:
+        transform_table(spark, settings, spec, interval)
     run_gate(spark, settings, "silver", interval.batch_id)
     for mart in MARTS.values():
         build_mart(spark, settings, mart, interval)
@@ -111,7 +114,7 @@ def test_daily_sales_mart_is_at_order_grain(spark, shop):
 
 
 def test_rerun_of_published_batch_changes_nothing(spark, shop):
-    tables = [identifier(layer, t) for layer in ("bronze", "silver") for t in SLICE]
+    tables = [identifier(layer, t.name) for layer in ("bronze", "silver") for t in Registry.load(shop)]
     before = {t: iceberg.snapshot_id(spark, t) for t in tables}
     run_batch(spark, shop, DAY1)
     assert {t: iceberg.snapshot_id(spark, t) for t in tables} == before
@@ -123,6 +126,17 @@ def test_second_batch_merges_source_changes(spark, shop):
     with postgres.connect(settings.source, settings) as conn, conn.cursor() as cur:
         cur.execute("UPDATE orders SET status = 'Cancelled', updated_at = '2023-01-05 10:00' WHERE id = %s", (order_id,))
         conn.commit()
+    with postgres.connect(settings.source, settings) as conn, conn.cursor() as cur:
+        # a misbehaving source: a status outside the vocabulary, a line whose order does not exist
+        cur.execute("SET session_replication_role = replica")
+        cur.execute("UPDATE payment SET payment_status = 'Bogus', updated_at = '2023-01-05 10:00' "
+                    "WHERE id = (SELECT max(id) FROM payment)")
+        for offset, spelling in enumerate([" Momo ", "Cash on Delivery", "MoMo", "COD"]):
+            cur.execute("UPDATE payment SET payment_method = %s, updated_at = '2023-01-05 10:00' "
+                        "WHERE id = (SELECT id FROM payment ORDER BY id LIMIT 1 OFFSET %s)", (spelling, offset))
+        cur.execute("INSERT INTO order_items (order_id, product_id, unit_price, quantity, amount, created_at) "
+                    "VALUES (99999999, 1, 10, 1, 10, '2023-01-05 09:00')")
+        conn.commit()
     advance_clock(settings, "2023-01-06 00:00")
     run_batch(spark, settings, DAY2)
 
@@ -131,6 +145,95 @@ def test_second_batch_merges_source_changes(spark, shop):
     assert silver.count() == silver.select("id").distinct().count()
     bronze_versions = spark.table("lakehouse.bronze.orders").where(f"id = {order_id}").count()
     assert bronze_versions == 2  # the original and the update; the lookback overlap added no copies
+
+
+EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+# a phone number standing alone or delimited in text (a hex digest may contain digit runs, but
+# always between other hex characters)
+PHONE = r"(^|[\s,;:()])(\+84|0)[0-9]{9,10}($|[\s,;:().])"
+
+
+def _pii_hits(spark, layer: str, patterns=(EMAIL, PHONE)) -> dict[str, int]:
+    """Rows with a string cell that looks like an email or a phone number, per table of ``layer``."""
+    hits = {}
+    for row in spark.sql(f"SHOW TABLES IN lakehouse.{layer}").collect():
+        df = spark.table(f"lakehouse.{layer}.{row.tableName}")
+        strings = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"]
+        if not strings:
+            continue
+        cells = [F.col(c).rlike(p) for c in strings for p in patterns]
+        hits[row.tableName] = df.where(functools.reduce(operator.or_, cells)).count()
+    return hits
+
+
+def test_no_email_or_phone_shaped_value_in_silver_or_gold(spark, shop):
+    # the scan finds PII where it should be: emails and phones in bronze
+    assert _pii_hits(spark, "bronze", (EMAIL,))["customers"] > 0
+    phones = _pii_hits(spark, "bronze", (PHONE,))
+    assert phones["customers"] > 0 and phones["warehouse"] > 0
+    assert sum(_pii_hits(spark, "silver").values()) == 0
+    assert sum(_pii_hits(spark, "gold").values()) == 0
+
+
+def test_masking_is_a_stable_keyed_hash(spark, shop):
+    from lakehouse_silver.pii import pii_key, reference_hmac
+
+    (customer_id, email) = source_rows(shop, "SELECT id, email FROM customers ORDER BY id LIMIT 1")[0]
+    masked = spark.table("lakehouse.silver.customers").where(f"id = {customer_id}").first().email
+    assert masked == reference_hmac(email.strip().lower(), pii_key(shop))
+
+
+def test_silver_vocabularies_are_canonical(spark, shop):
+    """Mixed spellings in the source (batch 2 wrote four of them) become one value each."""
+    ids = [r[0] for r in source_rows(shop, "SELECT id FROM payment ORDER BY id LIMIT 4")]
+    payment = spark.table("lakehouse.silver.payment")
+    assert [payment.where(f"id = {i}").first().payment_method for i in ids] == ["momo", "cod", "momo", "cod"]
+    methods = {r.payment_method for r in payment.select("payment_method").distinct().collect()}
+    assert methods <= {"momo", "zalopay", "vnpay", "credit_card", "cod", "bank_transfer", "paypal"}
+    statuses = {r.status for r in spark.table("lakehouse.silver.orders").select("status").distinct().collect()}
+    assert statuses <= {"pending", "confirmed", "processing", "packed", "shipped", "delivering", "delivered",
+                        "delivery_failed", "completed", "cancelled", "returned"}
+
+
+def test_silver_quarantines_rows_breaking_hard_rules(spark, shop):
+    """Bad rows from batch 2: an unknown payment status and an order line of a missing order."""
+    payment = spark.table("lakehouse.quarantine.silver_payment").collect()
+    assert [(r.rule, r.batch_id) for r in payment] == [("unknown_payment_status", DAY2.batch_id)]
+    assert json.loads(payment[0].raw_values)["payment_status"] == "Bogus"
+    # the bad version stayed out: silver keeps the key's last valid version
+    kept = spark.table("lakehouse.silver.payment").where(f"id = {json.loads(payment[0].primary_key)['id']}").first()
+    assert kept.payment_status in {"pending", "completed", "cancelled", "refunded", "failed"}
+    orphans = spark.table("lakehouse.quarantine.silver_order_items").collect()
+    assert [r.rule for r in orphans] == ["orphan_order_id"]
+    assert json.loads(orphans[0].raw_values)["order_id"] == 99_999_999
+    assert iceberg.summary(spark, identifier("silver", "payment"))["lakehouse.quarantined"] == "1"
+
+
+def test_incremental_silver_equals_a_rebuild_from_all_of_bronze(spark, shop):
+    from lakehouse_silver.transform import changes_from_bronze
+
+    for spec in Registry.load(shop):
+        silver = spark.table(identifier("silver", spec.name))
+        latest, _ = changes_from_bronze(spark, shop, spec, spark.table(identifier("bronze", spec.name)), "main")
+        rebuilt = latest.where("_op = 'upsert'")
+        columns = [c for c in silver.columns if c not in ("_silver_updated_at", "_source_batch_id")]
+        assert silver.select(*columns).exceptAll(rebuilt.select(*columns)).count() == 0, spec.name
+        assert rebuilt.select(*columns).exceptAll(silver.select(*columns)).count() == 0, spec.name
+
+
+def test_latest_version_tie_break(spark):
+    from lakehouse_silver.transform import latest_per_key
+    from lakehouse_core.registry import TableSpec
+
+    spec = TableSpec(name="t", kind="mutable", primary_key=("id",), load_mode="incremental", cursor="updated_at")
+    rows = [(1, "old batch", "b1", "2023-01-02 00:00:00", "2023-01-01 00:00:00"),
+            (1, "later cursor", "b2", "2023-01-01 10:00:00", "2023-01-01 00:00:00"),
+            (1, "earlier cursor", "b2", "2023-01-01 09:00:00", "2023-01-01 00:00:01"),
+            (2, "first ingested", "b1", "2023-01-01 00:00:00", "2023-01-01 00:00:00"),
+            (2, "last ingested", "b1", "2023-01-01 00:00:00", "2023-01-01 00:00:05")]
+    df = spark.createDataFrame(rows, "id int, v string, _batch_id string, updated_at string, _ingested_at string")
+    picked = {r.id: r.v for r in latest_per_key(df, spec).collect()}
+    assert picked == {1: "later cursor", 2: "last ingested"}
 
 
 def test_older_batch_after_newer_is_refused(spark, shop):
@@ -157,9 +260,9 @@ def test_failing_expectation_keeps_main_and_names_rows(spark, shop):
     orders = identifier("bronze", "orders")
     main_before = iceberg.snapshot_id(spark, orders)
 
-    registry = Registry.load(settings)
-    for name in SLICE:
-        extract_table(spark, settings, registry.get(name), DAY3, source_state(settings))
+    state = source_state(settings)
+    for spec in Registry.load(settings).in_dependency_order():
+        extract_table(spark, settings, spec, DAY3, state)
     with pytest.raises(QualityGateFailed) as failure:
         run_gate(spark, settings, "bronze", DAY3.batch_id)
 
@@ -177,3 +280,37 @@ def test_failing_expectation_keeps_main_and_names_rows(spark, shop):
     assert written["success"] is False
     # tables of the run that passed are not published either (all-or-nothing)
     assert iceberg.branch_exists(spark, identifier("bronze", "order_items"), branch)
+
+
+def test_new_source_table_reaches_silver_with_one_registry_entry(spark, shop, tmp_path):
+    """A table created in the source at runtime, plus one registry entry: no suite, no code."""
+    from importlib import resources
+
+    from lakehouse_bronze.extract import extract_table
+    from lakehouse_bronze.source import source_state
+    from lakehouse_silver.transform import transform_table
+
+    with postgres.connect(shop.source, shop) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE loyalty_card (id serial PRIMARY KEY, customer_id bigint, points int, "
+                    "issued_at timestamp)")
+        cur.execute("INSERT INTO loyalty_card (customer_id, points, issued_at) "
+                    "SELECT g, g * 10, TIMESTAMP '2023-01-06 08:00' FROM generate_series(1, 25) g")
+        conn.commit()
+    registry_file = tmp_path / "tables.toml"
+    registry_file.write_text(resources.files("lakehouse_core").joinpath("tables.toml").read_text() + """
+[tables.loyalty_card]
+kind = "mutable"
+primary_key = ["id"]
+load_mode = "incremental"
+cursor = "xmin"
+""")
+    settings = shop.model_copy(update={"registry_path": registry_file})
+    spec = Registry.load(settings).get("loyalty_card")
+    day4 = DataInterval.parse("2023-01-07T00:00:00+07:00", "2023-01-08T00:00:00+07:00")
+
+    extract_table(spark, settings, spec, day4, source_state(settings))
+    run_gate(spark, settings, "bronze", day4.batch_id)
+    transform_table(spark, settings, spec, day4)
+    report = run_gate(spark, settings, "silver", day4.batch_id)
+    assert report.published == ["loyalty_card"]
+    assert spark.table("lakehouse.silver.loyalty_card").count() == 25

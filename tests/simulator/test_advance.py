@@ -6,9 +6,10 @@ group of tests, so every group starts from the same state without regenerating:
 * ``advanced``: five days (normal, flash sale, promotion blast, fraud attack, normal) with the
   default (cooperative) behaviour → the business invariants and the reported counts;
 * scenario signatures: one day of each scenario from the same state (rolled back in between);
-* ``2 × 1 day == 1 × 2 days`` with the misbehaviour switches on;
-* the :class:`SourceBehaviour` switches;
-* determinism across processes: ``python -m lakehouse_simulator simulate-advance``.
+* determinism: two flash-sale days with the misbehaviour switches on, advanced in one call, day
+  by day, in another process (``python -m lakehouse_simulator simulate-advance``) and with another
+  seed;
+* the :class:`SourceBehaviour` switches (rolled back in between).
 """
 
 from __future__ import annotations
@@ -74,8 +75,11 @@ def one(conn, sql: str, params=()):
 
 def fingerprint(conn) -> dict[str, tuple[int, str]]:
     """Row count and content hash of every source table and of the clock."""
-    out = {t: tuple(query(conn, f'SELECT count(*), md5(string_agg(t::text, \'|\' ORDER BY t."{NATURAL_KEYS.get(t, "id")}")) '
-                                f'FROM public."{t}" t')[0]) for t in SOURCE_TABLES}
+    out = {}
+    for t in SOURCE_TABLES:
+        pk = NATURAL_KEYS.get(t, "id")
+        out[t] = tuple(query(conn, f'SELECT count(*), md5(string_agg(t::text, \'|\' ORDER BY t."{pk}")) '
+                                   f'FROM public."{t}" t')[0])
     out["clock"] = (1, str(one(conn, "SELECT sim_now FROM lakehouse_sim.clock")))
     return out
 
@@ -132,14 +136,20 @@ def test_reported_counts_match_the_tables(advanced, q):
         assert len(after - before) <= inserted and len(before - after) <= deleted, table
         assert max(before, default=0) < min(after - before, default=1 << 62), table   # new ids come after
     for key in ("orders.updated", "payment.updated", "shipment.updated", "customers.updated", "inventory.updated",
-                "cart.updated", "order_return.updated", "order_status_history.inserted", "customer_activity_log.inserted"):
+                "cart.updated", "order_return.updated", "order_status_history.inserted",
+                "customer_activity_log.inserted"):
         assert total(advanced.counts, key) > 0, key
 
 
 def test_hard_deletes_remove_rows(advanced, q):
     c = advanced.counts
-    for key in ("wishlist.deleted", "cart_items.deleted", "cart.deleted"):
-        assert total(c, key) > 0, key
+    for table in ("wishlist", "cart_items", "cart"):
+        assert total(c, f"{table}.deleted") > 0, table
+        gone = advanced.keys_before[table] - {r[0] for r in q(f"SELECT id FROM {table}")}
+        assert gone, f"{table}: no stored row was deleted"
+    # purged carts were abandoned or expired more than 21 days before the day they were purged
+    assert q("SELECT count(*) FROM cart WHERE status IN ('abandoned', 'expired') "
+             "AND created_at < %s - interval '21 days'", (BASE_END + dt.timedelta(days=len(PLAN) - 1),)) == [(0,)]
     # no orphans: removed cart items leave carts whose totals match what is left
     assert one(advanced.conn, "SELECT count(*) FROM cart_items i LEFT JOIN cart c ON c.id = i.cart_id "
                               "WHERE c.id IS NULL") == 0
@@ -162,7 +172,8 @@ def test_order_totals_lines_profit_and_codes(q):
     assert q(r"""SELECT count(*) FROM orders WHERE order_code !~ '^ORD_[0-9]{8}_[0-9]{6,}$'
                  OR substr(order_code, 5, 8) <> to_char(order_date, 'YYYYMMDD')
                  OR substr(order_code, 14)::bigint <> id""") == [(0,)]
-    assert q("""SELECT count(*) FROM orders o JOIN payment p ON p.id = o.payment_id JOIN shipment s ON s.id = o.shipping_id
+    assert q("""SELECT count(*) FROM orders o JOIN payment p ON p.id = o.payment_id
+        JOIN shipment s ON s.id = o.shipping_id
         WHERE p.amount <> o.total_price OR p.created_at <> o.created_at OR o.order_date <> o.created_at
            OR s.logistics_partner_id <> o.logistics_partner_id""") == [(0,)]
     assert q("SELECT count(DISTINCT payment_id) = count(*) AND count(DISTINCT shipping_id) = count(*) FROM orders") \
@@ -279,7 +290,8 @@ def test_returns_progress_and_respect_t9(q):
 
 def test_reviews_follow_completed_purchases(q):
     assert q("""SELECT count(*) FROM product_review r WHERE NOT EXISTS (
-        SELECT 1 FROM orders o JOIN order_items i ON i.order_id = o.id JOIN order_channel ch ON ch.id = o.order_channel_id
+        SELECT 1 FROM orders o JOIN order_items i ON i.order_id = o.id
+        JOIN order_channel ch ON ch.id = o.order_channel_id
         WHERE o.customer_id = r.customer_id AND i.product_id = r.product_id AND o.status = 'Completed'
           AND ch.name = r.source_system AND r.created_at > o.updated_at)""") == [(0,)]
     assert q("SELECT count(*) FROM (SELECT 1 FROM product_review GROUP BY product_id, customer_id, source_system "
@@ -300,7 +312,8 @@ def test_carts_are_consistent_with_items_orders_and_time(q):
     # statuses follow the rules: expired after 7 days, abandoned after a day without adds
     assert q("""SELECT count(*) FROM cart c LEFT JOIN (SELECT cart_id, max(added_at) m FROM cart_items GROUP BY 1) i
                 ON i.cart_id = c.id WHERE
-                (c.status = 'active' AND (c.expires_at < %(end)s OR coalesce(i.m, c.created_at) < %(end)s - interval '1 day'))
+                (c.status = 'active' AND (c.expires_at < %(end)s
+                                          OR coalesce(i.m, c.created_at) < %(end)s - interval '1 day'))
              OR (c.status = 'expired' AND c.expires_at >= %(end)s)""", {"end": end}) == [(0,)]
     assert len(q("SELECT DISTINCT status FROM cart")) == 4
 
@@ -312,8 +325,8 @@ def test_stock_moves_from_the_shipping_warehouse_and_never_goes_negative(q):
     assert q("""SELECT count(*) FROM (SELECT inventory_id, quantity_before, lag(quantity_after) OVER w AS prev
         FROM inventory_log WINDOW w AS (PARTITION BY inventory_id ORDER BY created_at, id)) x
         WHERE prev IS NOT NULL AND prev <> quantity_before""") == [(0,)]
-    assert q("""SELECT count(*) FROM inventory v JOIN LATERAL (SELECT quantity_after FROM inventory_log l
-        WHERE l.inventory_id = v.id ORDER BY created_at DESC, id DESC LIMIT 1) last ON true
+    assert q("""SELECT count(*) FROM inventory v JOIN (SELECT DISTINCT ON (inventory_id) inventory_id, quantity_after
+        FROM inventory_log ORDER BY inventory_id, created_at DESC, id DESC) last ON last.inventory_id = v.id
         WHERE last.quantity_after <> v.quantity""") == [(0,)]
     # every line is sold from the shipment's warehouse, except stock-outs (nothing booked)
     assert q("""WITH sales AS (SELECT DISTINCT inventory_id, reference_id FROM inventory_log
@@ -386,7 +399,8 @@ def signatures(clone) -> dict[str, dict[str, object]]:
         for scenario in ("normal", "flash_sale", "promotion_blast", "fraud_attack"):
             (counts,) = advance(conn, days=1, seed=SEED, scale=SCALE, scenario=scenario).values()
             new = "o.created_at >= %(t0)s"
-            stats = dict(zip(("orders", "cancelled", "stockouts", "failed", "far", "discounted", "big"), query(conn, f"""
+            names = ("orders", "cancelled", "stockouts", "failed", "far", "discounted", "big")
+            stats = dict(zip(names, query(conn, f"""
                 SELECT count(*), count(*) FILTER (WHERE o.status = 'Cancelled'),
                        count(*) FILTER (WHERE o.cancel_reason = 'Hết hàng'),
                        count(*) FILTER (WHERE p.payment_status = 'Failed'),
@@ -394,7 +408,8 @@ def signatures(clone) -> dict[str, dict[str, object]]:
                        count(*) FILTER (WHERE o.discount_id IS NOT NULL),
                        count(*) FILTER (WHERE o.total_price >= 50000000)
                 FROM orders o JOIN payment p ON p.id = o.payment_id JOIN customers c ON c.id = o.customer_id
-                JOIN geo_location g1 ON g1.ward_code = o.location_id JOIN geo_location g2 ON g2.ward_code = c.geo_location_id
+                JOIN geo_location g1 ON g1.ward_code = o.location_id
+                JOIN geo_location g2 ON g2.ward_code = c.geo_location_id
                 WHERE {new}""", {"t0": BASE_END})[0]))
             stats["campaigns"] = one(conn, "SELECT count(*) FROM discount WHERE created_at >= %s AND start_date = %s",
                                      (BASE_END, BASE_END))
@@ -405,8 +420,10 @@ def signatures(clone) -> dict[str, dict[str, object]]:
                                            "WHERE o.created_at >= %s", (BASE_END,))
             stats["fraudsters"] = one(conn, """SELECT count(*) FROM (
                 SELECT c.id FROM customers c JOIN orders o ON o.customer_id = c.id
-                JOIN geo_location g1 ON g1.ward_code = o.location_id JOIN geo_location g2 ON g2.ward_code = c.geo_location_id
-                WHERE c.created_at >= %s AND g1.province_name <> g2.province_name GROUP BY c.id HAVING count(*) >= 3) x""",
+                JOIN geo_location g1 ON g1.ward_code = o.location_id
+                JOIN geo_location g2 ON g2.ward_code = c.geo_location_id
+                WHERE c.created_at >= %s AND g1.province_name <> g2.province_name
+                GROUP BY c.id HAVING count(*) >= 3) x""",
                 (BASE_END,))
             out[scenario] = {**counts, **stats}
             conn.rollback()
@@ -450,55 +467,66 @@ def test_unknown_scenario_is_refused():
 
 # ----------------------------------------------------------------------------- determinism
 MISBEHAVING = SourceBehaviour(unbumped_update_share=0.2, late_rows_share=0.05)
+CLI_MISBEHAVING = ["--unbumped-update-share", "0.2", "--late-rows-share", "0.05"]
 
 
-def test_two_days_at_once_equal_one_day_twice(clone):
-    a, b = clone("sim_adv_2x1_a"), clone("sim_adv_2x1_b")
-    try:
-        advance(a, days=2, seed=SEED, scale=SCALE, scenario="flash_sale", behaviour=MISBEHAVING)
-        a.commit()
-        advance(b, days=1, seed=SEED, scale=SCALE, scenario="flash_sale", behaviour=MISBEHAVING)
-        b.commit()
-        advance(b, days=1, seed=SEED, scale=SCALE, scenario="flash_sale", behaviour=MISBEHAVING)
-        b.commit()
-        fa, fb = fingerprint(a), fingerprint(b)
-        assert fa == fb
-        assert fa["clock"][1] == str(BASE_END + dt.timedelta(days=2))
-    finally:
-        a.close()
-        b.close()
-
-
-def _advance_process(settings, db: str, seed: int) -> subprocess.Popen:
+def _advance_process(settings, db: str, *args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_SOURCE__")}
     env.update(LAKEHOUSE_HOME=str(settings.home), LAKEHOUSE_SOURCE__DBNAME=db)
-    return subprocess.Popen(
-        [sys.executable, "-m", "lakehouse_simulator", "simulate-advance", "--days", "2", "--scenario", "normal",
-         "--seed", str(seed), "--scale", str(SCALE), "--unbumped-update-share", "0.1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "lakehouse_simulator", "simulate-advance", *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_same_seed_same_content_across_processes_and_another_seed_differs(settings, clone):
-    runs = {"a": SEED, "b": SEED, "c": SEED + 1}
-    for run in runs:
-        clone(f"sim_adv_det_{run}").close()
-    procs = {run: _advance_process(settings, f"sim_adv_det_{run}", seed) for run, seed in runs.items()}
-    prints = {}
-    for run, proc in procs.items():
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, f"{run}:\n{out}\n{err}"
-        assert "orders" in out and "advanced sim_adv_det_" in out and "2023-02-02" in out
-    for run in runs:
-        conn = postgres.connect(settings.source.model_copy(update={"dbname": f"sim_adv_det_{run}"}), settings)
-        try:
-            prints[run] = fingerprint(conn)
-        finally:
+@pytest.fixture(scope="module")
+def two_days(settings, clone) -> dict[str, dict[str, tuple[int, str]]]:
+    """Fingerprints after two flash-sale days with the misbehaviour switches on:
+    ``process`` (CLI in another process, 2 days), ``at_once`` (2 days in one call), ``one_by_one``
+    (1 day, commit, 1 day) and ``other_seed`` (2 days, seed + 1)."""
+    names = {run: f"sim_adv_det_{run}" for run in ("process", "at_once", "one_by_one", "other_seed")}
+    conns = {run: clone(db) for run, db in names.items()}
+    conns.pop("process").close()
+    proc = _advance_process(settings, names["process"], "--days", "2", "--scenario", "flash_sale",
+                            "--seed", str(SEED), "--scale", str(SCALE), *CLI_MISBEHAVING)
+    try:
+        kw = dict(seed=SEED, scale=SCALE, scenario="flash_sale", behaviour=MISBEHAVING)
+        advance(conns["at_once"], days=2, **kw)
+        for _ in range(2):
+            advance(conns["one_by_one"], days=1, **kw)
+            conns["one_by_one"].commit()
+        advance(conns["other_seed"], days=2, **{**kw, "seed": SEED + 1})
+        prints = {run: fingerprint(conn) for run, conn in conns.items()}
+    finally:
+        for conn in conns.values():
+            conn.rollback()
             conn.close()
-    assert prints["a"] == prints["b"]
-    changed = {t for t in SOURCE_TABLES if prints["a"][t] != prints["c"][t]}
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, f"{out}\n{err}"
+    assert "orders" in out and f"advanced {names['process']} by 2 day(s) of flash_sale" in out
+    conn = postgres.connect(settings.source.model_copy(update={"dbname": names["process"]}), settings)
+    try:
+        prints["process"] = fingerprint(conn)
+    finally:
+        conn.close()
+    return prints
+
+
+def test_two_days_at_once_equal_one_day_twice(two_days):
+    assert two_days["at_once"] == two_days["one_by_one"]
+    assert two_days["at_once"]["clock"][1] == str(BASE_END + dt.timedelta(days=2))
+
+
+def test_same_seed_same_content_in_another_process(two_days):
+    assert two_days["process"] == two_days["at_once"]
+
+
+def test_another_seed_gives_other_days(two_days):
+    a, c = two_days["at_once"], two_days["other_seed"]
+    changed = {t for t in SOURCE_TABLES if a[t] != c[t]}
     assert {"orders", "order_items", "customers", "payment", "shipment", "order_status_history", "inventory",
-            "inventory_log", "customer_activity_log", "cart", "cart_items", "wishlist"} <= changed
-    assert prints["a"]["clock"] == prints["c"]["clock"]
+            "inventory_log", "customer_activity_log", "cart", "cart_items", "wishlist", "order_return",
+            "product_review"} <= changed
+    assert not changed & {"category", "brand", "product", "geo_location", "warehouse"}
+    assert a["clock"] == c["clock"]
 
 
 # ----------------------------------------------------------------------------- source behaviour

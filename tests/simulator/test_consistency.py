@@ -331,9 +331,10 @@ def test_inventory_log_chains_to_the_current_quantity(q):
         SELECT inventory_id, quantity_before, lag(quantity_after) OVER w AS prev
         FROM inventory_log WINDOW w AS (PARTITION BY inventory_id ORDER BY created_at, id)) x
         WHERE prev IS NOT NULL AND prev <> quantity_before""") == 0
-    assert one(q, """SELECT count(*) FROM inventory v JOIN LATERAL (
-        SELECT quantity_after FROM inventory_log l WHERE l.inventory_id = v.id
-        ORDER BY created_at DESC, id DESC LIMIT 1) last ON true WHERE last.quantity_after <> v.quantity""") == 0
+    assert one(q, """SELECT count(*) FROM inventory v JOIN (
+        SELECT DISTINCT ON (inventory_id) inventory_id, quantity_after FROM inventory_log
+        ORDER BY inventory_id, created_at DESC, id DESC) last ON last.inventory_id = v.id
+        WHERE last.quantity_after <> v.quantity""") == 0
 
 
 def test_sales_are_logged_against_the_shipping_warehouse(q):

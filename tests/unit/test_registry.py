@@ -48,3 +48,19 @@ def test_identifiers():
         identifier("platinum", "orders")
     with pytest.raises(RegistryError):
         Registry.load(LakehouseSettings()).get("nope")
+
+
+def test_parents_come_before_children():
+    order = [t.name for t in Registry.load(LakehouseSettings()).in_dependency_order()]
+    assert order.index("orders") < order.index("order_items")
+    assert len(order) == 24
+
+
+def test_foreign_keys_are_validated():
+    with pytest.raises(RegistryError, match="parent_table.column"):
+        Registry.from_toml('[tables.x]\nkind = "m"\nprimary_key = ["id"]\nload_mode = "full"\n'
+                           'foreign_keys = { a_id = "a" }\n')
+    registry = Registry.from_toml('[tables.x]\nkind = "m"\nprimary_key = ["id"]\nload_mode = "full"\n'
+                                  'foreign_keys = { a_id = "a.id" }\n')
+    with pytest.raises(RegistryError, match="'a' is not in the registry"):
+        registry.in_dependency_order()

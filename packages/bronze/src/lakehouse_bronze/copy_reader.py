@@ -98,8 +98,12 @@ class SourceColumn:
 
 
 @dataclass(frozen=True)
-class _Job:
-    """Everything a task needs, shipped from the driver (connection details resolved there)."""
+class CopyPlan:
+    """What the tasks of one read need, planned on the driver (connection details resolved there).
+
+    ``ranges`` are half-open key ranges on ``key``; ``key`` is None for a single unsplit read.
+    Picklable: it is shipped to the tasks.
+    """
 
     host: str
     port: int
@@ -111,6 +115,11 @@ class _Job:
     ranges: tuple[tuple[int, int], ...]
     parse_schema: pa.Schema
     arrow_schema: pa.Schema
+    spark_schema: T.StructType
+
+    def read_range(self, index: int) -> Iterator[pa.RecordBatch]:
+        """The Arrow batches of range ``index`` (runs where it is called: in a task)."""
+        return _copy_range(self, index)
 
 
 def quote(name: str) -> str:
@@ -202,7 +211,7 @@ def key_ranges(low: int, high: int, parts: int) -> list[tuple[int, int]]:
     return [(bounds[i], bounds[i + 1]) for i in range(parts)]
 
 
-def _range_sql(job: _Job, index: int) -> str:
+def _range_sql(job: CopyPlan, index: int) -> str:
     select = f"SELECT * FROM ({job.query}) q"
     if job.key is not None:
         lo, hi = job.ranges[index]
@@ -225,7 +234,7 @@ def _csv_options(schema: pa.Schema) -> tuple[pacsv.ReadOptions, pacsv.ParseOptio
     )
 
 
-def _copy_range(job: _Job, index: int) -> Iterator[pa.RecordBatch]:
+def _copy_range(job: CopyPlan, index: int) -> Iterator[pa.RecordBatch]:
     """Stream one range: COPY writes into a pipe from a thread, pyarrow parses the other end."""
     conn = psycopg2.connect(host=job.host, port=job.port, user=job.user, dbname=job.dbname, password=job.password,
                             options=SESSION_OPTIONS, client_encoding="UTF8",
@@ -260,24 +269,23 @@ def _copy_range(job: _Job, index: int) -> Iterator[pa.RecordBatch]:
         raise failure[0]
 
 
-def _read_partitions(job: _Job, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _read_partitions(plan: CopyPlan, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     for batch in batches:
         for index in batch.column(0).to_pylist():
-            yield from _copy_range(job, index)
+            yield from _copy_range(plan, index)
 
 
-def read_source_copy(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec, query: str,
-                     num_partitions: int | None = None) -> DataFrame:
-    """Read ``query`` from the source with COPY, split into key ranges on a single integer primary key.
+def plan_copy(settings: LakehouseSettings, spec: TableSpec, query: str,
+              num_partitions: int | None = None) -> CopyPlan:
+    """Plan the read of ``query`` on the driver: result columns and key ranges (see read_source_copy).
 
-    Same contract as the JDBC reader (``lakehouse_bronze.source.read_jdbc``): ``query`` is a
-    SELECT over the source whose identifiers come from the validated registry. The result
-    is split when it has more than SPLIT_THRESHOLD rows, into ``num_partitions`` ranges
-    (default ``settings.spark.jdbc_partitions``). Raises UnsupportedSourceType for a column
-    type without a mapping (see module docstring).
+    Raises UnsupportedSourceType for a column type without a mapping.
     """
     db = postgres.resolve(settings.source, settings)
-    with contextlib.closing(postgres.connect(settings.source, settings)) as conn, conn.cursor() as cur:
+    password = db.password.get_secret_value() if db.password else None
+    conn = psycopg2.connect(host=db.host, port=db.port or 5432, user=db.user, dbname=db.dbname, password=password,
+                            application_name="lakehouse-bronze-copy")
+    with contextlib.closing(conn), conn.cursor() as cur:
         columns = source_columns(cur, query)
         key, ranges = None, ((0, 0),)
         by_name = {c.name: c for c in columns}
@@ -290,9 +298,23 @@ def read_source_copy(spark: SparkSession, settings: LakehouseSettings, spec: Tab
                 key = None  # one range, no predicate
             else:
                 ranges = tuple(key_ranges(low, high, min(parts, math.ceil(count / SPLIT_THRESHOLD))))
-    job = _Job(host=db.host, port=db.port or 5432, user=db.user, dbname=db.dbname,
-               password=db.password.get_secret_value() if db.password else None, query=query, key=key,
-               ranges=ranges, parse_schema=pa.schema([pa.field(c.name, c.parse_type) for c in columns]),
-               arrow_schema=pa.schema([pa.field(c.name, c.arrow_type) for c in columns]))
-    schema = T.StructType([c.field for c in columns])
-    return spark.range(0, len(ranges), 1, len(ranges)).mapInArrow(functools.partial(_read_partitions, job), schema)
+    return CopyPlan(host=db.host, port=db.port or 5432, user=db.user, dbname=db.dbname, password=password,
+                    query=query, key=key, ranges=ranges,
+                    parse_schema=pa.schema([pa.field(c.name, c.parse_type) for c in columns]),
+                    arrow_schema=pa.schema([pa.field(c.name, c.arrow_type) for c in columns]),
+                    spark_schema=T.StructType([c.field for c in columns]))
+
+
+def read_source_copy(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec, query: str,
+                     num_partitions: int | None = None) -> DataFrame:
+    """Read ``query`` from the source with COPY, split into key ranges on a single integer primary key.
+
+    Same contract as the JDBC reader (``lakehouse_bronze.source.read_jdbc``): ``query`` is a
+    SELECT over the source whose identifiers come from the validated registry. The result
+    is split when it has more than SPLIT_THRESHOLD rows, into ``num_partitions`` ranges
+    (default ``settings.spark.jdbc_partitions``), one Spark task each. Raises
+    UnsupportedSourceType for a column type without a mapping (see module docstring).
+    """
+    plan = plan_copy(settings, spec, query, num_partitions)
+    count = len(plan.ranges)
+    return spark.range(0, count, 1, count).mapInArrow(functools.partial(_read_partitions, plan), plan.spark_schema)

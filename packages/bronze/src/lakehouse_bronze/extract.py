@@ -28,9 +28,9 @@ from pyspark.sql import functions as F
 from lakehouse_core import iceberg
 from lakehouse_core.batch import DataInterval, check_not_older
 from lakehouse_core.registry import LoadMode, TableSpec, identifier
+from lakehouse_core.schema import check_evolution
 from lakehouse_core.settings import LakehouseSettings
 from lakehouse_bronze import cursors, source
-from lakehouse_bronze.drift import check_source_schema
 
 META_COLUMNS = ("_source_xid", "_row_hash", "_batch_id", "_ingested_at", "_op")
 PACKAGE = "lakehouse-bronze"
@@ -131,7 +131,7 @@ def extract_table(spark: SparkSession, settings: LakehouseSettings, spec: TableS
         new_rows = extracted
     else:
         table_schema = spark.table(ident).schema
-        new_columns = check_source_schema(spec.name, table_schema, extracted.schema)
+        new_columns = check_evolution(f"source table {spec.name}", table_schema, extracted.schema)
         extracted = align_to_table(extracted, table_schema)
         current = latest_versions(spark.read.table(ident), spec.primary_key)
         new_rows = changed_rows(current, spec, extracted)

@@ -26,7 +26,7 @@ def add_batch_arguments(parser: argparse.ArgumentParser, with_tables: bool = Tru
     parser.add_argument("--interval-end", required=True, help="data interval end, ISO-8601 with offset")
     if with_tables:
         parser.add_argument("--tables", default=None,
-                            help="comma-separated table names (default: the registry's tables of the layer)")
+                            help="comma-separated table names (default: every registered table)")
 
 
 @dataclass
@@ -50,7 +50,7 @@ def start_layer_job(args: argparse.Namespace, layer: str) -> LayerJob:
     settings = get_settings()
     registry = Registry.load(settings)
     names = getattr(args, "tables", None)
-    tables = [registry.get(n.strip()) for n in names.split(",")] if names else registry.for_layer(layer)
+    tables = [registry.get(n.strip()) for n in names.split(",")] if names else registry.in_dependency_order()
     interval = DataInterval.parse(args.interval_start, args.interval_end)
     spark = get_spark(settings, f"lakehouse_{layer}", ParentRun.from_env())
     return LayerJob(settings, registry, tables, interval, spark)

@@ -19,7 +19,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse_core import iceberg
-from lakehouse_core.registry import identifier
+from lakehouse_core.registry import Registry, RegistryError, TableSpec, identifier
 from lakehouse_core.settings import CATALOG_NAME, LakehouseSettings
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -89,12 +89,34 @@ class GateReport:
         return path
 
 
+def default_suite(layer: str, spec: TableSpec) -> dict[str, Any]:
+    """The suite of a registered table without a reviewed file: its key is present (and unique in silver)."""
+    keys = list(spec.primary_key)
+    expectations = [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": k},
+                     "meta": {"severity": "fail"}} for k in keys]
+    if layer == "silver":
+        expectations.append({"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": keys},
+                             "meta": {"severity": "fail"}} if len(keys) > 1 else
+                            {"type": "expect_column_values_to_be_unique", "kwargs": {"column": keys[0]},
+                             "meta": {"severity": "fail"}})
+    return {"name": f"{layer}.{spec.name}", "meta": {"primary_key": keys + (["_batch_id"] if layer == "bronze" else [])},
+            "expectations": expectations}
+
+
 def load_suite(settings: LakehouseSettings, layer: str, table: str) -> dict[str, Any]:
-    """The suite ``expectations/<layer>/<table>.json``; raises SuiteNotFoundError when missing."""
+    """The suite ``expectations/<layer>/<table>.json``, else the default suite of a registered table.
+
+    Raises SuiteNotFoundError for an unregistered table (e.g. a gold mart) without a suite file.
+    """
     path = settings.expectations_dir / layer / f"{table}.json"
-    if not path.exists():
-        raise SuiteNotFoundError(f"no expectation suite for {layer}.{table}: expected {path}")
-    return json.loads(path.read_text())
+    if path.exists():
+        return json.loads(path.read_text())
+    if layer in ("bronze", "silver"):
+        try:
+            return default_suite(layer, Registry.load(settings).get(table))
+        except RegistryError:
+            pass
+    raise SuiteNotFoundError(f"no expectation suite for {layer}.{table}: expected {path}")
 
 
 class GreatExpectationsRunner:

@@ -50,7 +50,8 @@ class TableSpec(BaseModel):
     event_time: str | None = None
     partitioned: bool = False
     reconcile_deletes: bool = False
-    silver: bool = False
+    pii: dict[str, str] = {}  # column -> kind (email | phone | name): masked in silver
+    foreign_keys: dict[str, str] = {}  # column -> "parent_table.column"; orphans quarantined in silver
 
     @property
     def uses_commit_cursor(self) -> bool:
@@ -61,6 +62,26 @@ class TableSpec(BaseModel):
     @classmethod
     def _identifier(cls, value: str | None) -> str | None:
         return None if value is None else validate_identifier(value)
+
+    @field_validator("pii", "foreign_keys")
+    @classmethod
+    def _column_map(cls, value: dict[str, str]) -> dict[str, str]:
+        for column, target in value.items():
+            validate_identifier(column)
+            for part in target.split("."):
+                validate_identifier(part)
+        return value
+
+    @field_validator("foreign_keys")
+    @classmethod
+    def _references(cls, value: dict[str, str]) -> dict[str, str]:
+        for column, target in value.items():
+            if target.count(".") != 1:
+                raise RegistryError(f"foreign key {column} -> {target!r}: expected 'parent_table.column'")
+        return value
+
+    def parent_tables(self) -> list[str]:
+        return [target.split(".")[0] for target in self.foreign_keys.values()]
 
     @field_validator("primary_key")
     @classmethod
@@ -120,8 +141,24 @@ class Registry:
         except KeyError:
             raise RegistryError(f"table {name!r} is not in the registry") from None
 
-    def for_layer(self, layer: str) -> list[TableSpec]:
-        """Tables a layer processes: bronze extracts every table; silver those marked ``silver``."""
-        if layer == "bronze":
-            return list(self)
-        return [t for t in self if t.silver]
+    def in_dependency_order(self) -> list[TableSpec]:
+        """Every table, parents before children (by foreign keys), else in file order.
+
+        Raises RegistryError when a foreign key names an unregistered table or the keys form a cycle.
+        """
+        ordered: list[TableSpec] = []
+        visiting: set[str] = set()
+
+        def visit(spec: TableSpec) -> None:
+            if spec in ordered:
+                return
+            if spec.name in visiting:
+                raise RegistryError(f"foreign keys form a cycle through {spec.name}")
+            visiting.add(spec.name)
+            for parent in spec.parent_tables():
+                visit(self.get(parent))
+            ordered.append(spec)
+
+        for spec in self:
+            visit(spec)
+        return ordered

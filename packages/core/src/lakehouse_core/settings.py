@@ -101,6 +101,8 @@ class LakehouseSettings(BaseSettings):
     expectations_dir: Path = Field(default_factory=lambda: Path.cwd() / "expectations")
     # bin/ of the environment that holds the built layer wheels (Airflow tasks run from it)
     runtime_bin: Path | None = None
+    # key of the PII masking HMAC (required outside the local profile)
+    pii_secret: SecretStr | None = None
     source_zone: str = "Asia/Ho_Chi_Minh"
     business_zone: str = "Asia/Ho_Chi_Minh"
     source: SourceDatabase = SourceDatabase()

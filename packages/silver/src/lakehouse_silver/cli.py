@@ -13,8 +13,10 @@ def _transform(args: argparse.Namespace) -> int:
     job = start_layer_job(args, "silver")
     for spec in job.tables:
         result = transform_table(job.spark, job.settings, spec, job.interval)
-        state = "already published, skipped" if result.skipped else f"{result.rows_merged} keys merged (bronze snapshot {result.upstream_snapshot})"
-        print(f"silver.{spec.name}: {state}")
+        outcome = ("already published, skipped" if result.skipped else
+                   f"{result.rows_merged} keys merged, {result.quarantined} quarantined "
+                   f"(bronze snapshot {result.upstream_snapshot})")
+        print(f"silver.{spec.name}: {outcome}")
     return 0
 
 

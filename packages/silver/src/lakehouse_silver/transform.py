@@ -1,11 +1,13 @@
-"""Silver: bronze row versions → current state per primary key, typed and standardised.
+"""Silver: bronze row versions → current state per primary key, typed, standardised and masked.
 
 For each table: read only the bronze snapshots published since the last silver run
 (Iceberg incremental read between the upstream snapshot recorded in silver's
-``last_publish`` tag and bronze ``main``), conform (generic rules plus an optional
-per-table transformer), keep the latest version per key, and ``MERGE`` into the
-silver audit branch (deletes applied). The bronze snapshot read up to is committed
-with the data as ``lakehouse.upstream_snapshot``.
+``last_publish`` tag and bronze ``main``); conform every version (generic rules, then
+an optional per-table transformer); set aside versions that break a hard rule into
+``quarantine.silver_<table>``; keep the latest valid version per key; evolve the silver
+schema if bronze gained columns; ``MERGE`` into the silver audit branch (deletes
+applied). The bronze snapshot read up to is committed with the data as
+``lakehouse.upstream_snapshot``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from pyspark.sql.types import StringType, TimestampNTZType
 from lakehouse_core import iceberg
 from lakehouse_core.batch import DataInterval, check_not_older
 from lakehouse_core.registry import TableSpec, identifier
+from lakehouse_core.schema import check_evolution, widened_columns
 from lakehouse_core.settings import LakehouseSettings
+from lakehouse_silver import pii, quarantine
+from lakehouse_silver.vocabulary import canonical, enum_columns
 
 PACKAGE = "lakehouse-silver"
 BRONZE_META = ("_batch_id", "_ingested_at", "_op", "_row_hash", "_source_xid")
@@ -40,27 +45,33 @@ def transformer(table: str) -> Callable[[Transformer], Transformer]:
     return register
 
 
-def canonical_enum(column: str) -> F.Column:
-    """One canonical spelling: trimmed, snake_case, lower case (``DeliveryFailed`` → ``delivery_failed``)."""
-    trimmed = F.trim(F.col(column))
-    snake = F.regexp_replace(trimmed, r"([a-z0-9])([A-Z])", "$1_$2")
-    return F.lower(F.regexp_replace(snake, r"[\s\-]+", "_"))
+@transformer("order_items")
+def _order_items(df: DataFrame) -> DataFrame:
+    # a line amount is never negative (the source trigger does not clamp it: source-system.md §1.5 T3)
+    return df.withColumn("amount", F.greatest(F.col("amount"), F.lit(0).cast(df.schema["amount"].dataType)))
 
 
-@transformer("orders")
-def _orders(df: DataFrame) -> DataFrame:
-    return df.withColumn("status", canonical_enum("status"))
+def conform(df: DataFrame, spec: TableSpec, settings: LakehouseSettings) -> DataFrame:
+    """Generic rules: source-local timestamps → UTC instants, text trimmed (empty → NULL),
+    enumerations to their canonical vocabulary, PII replaced by its keyed hash.
 
-
-def conform(df: DataFrame, settings: LakehouseSettings) -> DataFrame:
-    """Generic rules: naive source-local timestamps → UTC instants, text trimmed."""
+    Unknown enumeration values become NULL here and are caught by the quarantine rules
+    (which compare with the raw value kept in ``_raw``).
+    """
+    key = pii.pii_key(settings) if spec.pii else b""
+    enums = enum_columns(spec.name)
     for field in df.schema.fields:
-        if field.name in BRONZE_META:
+        name, col = field.name, F.col(field.name)
+        if name in BRONZE_META or name == quarantine.RAW_COLUMN:
             continue
         if isinstance(field.dataType, TimestampNTZType):
-            df = df.withColumn(field.name, F.to_utc_timestamp(F.col(field.name).cast("timestamp"), settings.source_zone))
+            df = df.withColumn(name, F.to_utc_timestamp(col.cast("timestamp"), settings.source_zone))
         elif isinstance(field.dataType, StringType):
-            df = df.withColumn(field.name, F.trim(F.col(field.name)))
+            df = df.withColumn(name, F.when(F.trim(col) == "", None).otherwise(F.trim(col)))
+            if name in enums:
+                df = df.withColumn(name, canonical(F.col(name), enums[name]))
+            if name in spec.pii:
+                df = df.withColumn(name, pii.mask(F.col(name), spec.pii[name], key))
     return df
 
 
@@ -89,23 +100,67 @@ def read_new_bronze(spark: SparkSession, bronze: str, since: int | None) -> tupl
             .option("end-snapshot-id", str(head)).load(bronze)), head
 
 
+def changes_from_bronze(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec,
+                        bronze_rows: DataFrame, branch: str) -> tuple[DataFrame, DataFrame]:
+    """Bronze row versions → (latest valid version per key, conformed; rows breaking a hard rule).
+
+    Every version is conformed and checked before the latest is chosen, so a bad latest
+    version leaves the key at its last valid version: processing bronze batch by batch or
+    all at once gives the same silver.
+    """
+    raw = bronze_rows.withColumn(quarantine.RAW_COLUMN, quarantine.raw_values(bronze_rows))
+    conformed = TRANSFORMERS.get(spec.name, lambda d: d)(conform(raw, spec, settings))
+    accepted, rejected = quarantine.split(spark, conformed, spec, branch)
+    latest = (latest_per_key(accepted, spec).withColumnRenamed("_batch_id", "_source_batch_id")
+              .withColumn("_silver_updated_at", F.current_timestamp())
+              .drop("_ingested_at", "_row_hash", "_source_xid", quarantine.RAW_COLUMN))
+    return latest, rejected
+
+
 @dataclass(frozen=True)
 class SilverResult:
     table: str
     rows_merged: int
+    quarantined: int
     upstream_snapshot: int | None
+    new_columns: tuple[str, ...] = ()
     skipped: bool = False
 
 
-def _merge_condition(keys: tuple[str, ...]) -> str:
-    return " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+def _evolve(spark: SparkSession, silver: str, incoming: DataFrame) -> list[str]:
+    """Add new columns and apply safe widenings to the silver table; raise SchemaDriftError otherwise."""
+    existing = spark.table(silver).schema
+    added = check_evolution(silver, existing, incoming.schema)
+    for name in added:
+        spark.sql(f"ALTER TABLE {silver} ADD COLUMN `{name}` {incoming.schema[name].dataType.simpleString()}")
+    for name, data_type in widened_columns(existing, incoming.schema).items():
+        spark.sql(f"ALTER TABLE {silver} ALTER COLUMN `{name}` TYPE {data_type.simpleString()}")
+    return added
+
+
+def merge_into_branch(spark: SparkSession, silver: str, branch: str, changes: DataFrame, spec: TableSpec) -> None:
+    """``MERGE`` the changes (``_op`` upsert/delete) into ``silver`` on ``branch``."""
+    columns = [c for c in changes.columns if c != "_op"]
+    view = f"silver_changes_{re.sub(r'[^a-z0-9_]', '_', spec.name)}"
+    changes.createOrReplaceTempView(view)
+    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in spec.primary_key)
+    assignments = ", ".join(f"t.`{c}` = s.`{c}`" for c in columns)
+    spark.sql(f"""
+        MERGE INTO {silver}.branch_{branch} t
+        USING {view} s ON {on}
+        WHEN MATCHED AND s._op = 'delete' THEN DELETE
+        WHEN MATCHED THEN UPDATE SET {assignments}
+        WHEN NOT MATCHED AND s._op <> 'delete' THEN INSERT ({", ".join(f"`{c}`" for c in columns)})
+             VALUES ({", ".join(f"s.`{c}`" for c in columns)})
+    """)
 
 
 def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec,
                     interval: DataInterval) -> SilverResult:
     """Merge the table's new bronze versions into its silver audit branch.
 
-    Raises BatchOrderError when a newer batch is already published.
+    Raises BatchOrderError when a newer batch is already published and
+    SchemaDriftError when bronze changed a column type incompatibly (nothing written).
     """
     bronze = identifier("bronze", spec.name)
     silver = identifier("silver", spec.name)
@@ -116,38 +171,30 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
     if exists:
         published = iceberg.published_batches(spark, silver)
         if batch_id in published:
-            return SilverResult(spec.name, 0, None, skipped=True)
+            return SilverResult(spec.name, 0, 0, None, skipped=True)
         check_not_older(batch_id, published, f"silver.{spec.name}")
         since = json.loads(iceberg.summary(spark, silver).get("lakehouse.upstream_snapshot", "null"))
 
     new_bronze, head = read_new_bronze(spark, bronze, since)
-    changes = conform(latest_per_key(new_bronze, spec), settings)
-    changes = TRANSFORMERS.get(spec.name, lambda d: d)(changes)
-    changes = (changes.withColumnRenamed("_batch_id", "_source_batch_id")
-               .withColumn("_silver_updated_at", F.current_timestamp())
-               .drop("_ingested_at", "_row_hash", "_source_xid")).localCheckpoint()
-    columns = [c for c in changes.columns if c != "_op"]
+    latest, rejected = changes_from_bronze(spark, settings, spec, new_bronze, branch)
+    quarantined = quarantine.record(spark, rejected, spec, batch_id)
+    changes = latest.localCheckpoint()
+    table_columns = changes.drop("_op")
 
+    new_columns: list[str] = []
     if not exists:
         partition = [f"days({spec.event_time})"] if spec.partitioned else None
-        iceberg.create_table(spark, silver, changes.select(*columns), partition_by=partition,
+        iceberg.create_table(spark, silver, table_columns, partition_by=partition,
                              properties={"write.merge.mode": "merge-on-read", "write.delete.mode": "merge-on-read",
                                          "write.update.mode": "merge-on-read"})
+    else:
+        new_columns = _evolve(spark, silver, table_columns)
     iceberg.start_audit_branch(spark, silver, branch)
-    view = f"silver_changes_{re.sub(r'[^a-z0-9_]', '_', spec.name)}"
-    changes.createOrReplaceTempView(view)
-    assignments = ", ".join(f"t.`{c}` = s.`{c}`" for c in columns)
-    spark.sql(f"""
-        MERGE INTO {silver}.branch_{branch} t
-        USING {view} s ON {_merge_condition(spec.primary_key)}
-        WHEN MATCHED AND s._op = 'delete' THEN DELETE
-        WHEN MATCHED THEN UPDATE SET {assignments}
-        WHEN NOT MATCHED AND s._op <> 'delete' THEN INSERT ({", ".join(f"`{c}`" for c in columns)})
-             VALUES ({", ".join(f"s.`{c}`" for c in columns)})
-    """)
+    merge_into_branch(spark, silver, branch, changes, spec)
     iceberg.commit_properties(spark, silver, branch, {
         "lakehouse.batch_id": batch_id,
         "lakehouse.upstream_snapshot": iceberg.encode(head),
+        "lakehouse.quarantined": str(quarantined),
         "lakehouse.package_version": version(PACKAGE),
     })
-    return SilverResult(spec.name, changes.count(), head)
+    return SilverResult(spec.name, changes.count(), quarantined, head, tuple(new_columns))

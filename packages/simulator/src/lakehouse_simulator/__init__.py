@@ -5,6 +5,8 @@ Public API (import from the modules; the package itself re-exports nothing, so t
 
     from lakehouse_simulator.schema import SOURCE_TABLES, create_source_schema
     from lakehouse_simulator.generate import generate, build_tables
+    from lakehouse_simulator.advance import advance, SourceBehaviour      # simulator v1: days with change
+    from lakehouse_simulator.scenarios import SCENARIOS, Scenario
 """
 
 from importlib.metadata import PackageNotFoundError, version

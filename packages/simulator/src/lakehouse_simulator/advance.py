@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import time
 import zlib
 from dataclasses import dataclass, replace
 
@@ -47,7 +46,7 @@ from lakehouse_simulator.engagement import (ABANDON_AFTER, CART_LIFETIME, Activi
                                             _open_carts, _quantities, _visitors)
 from lakehouse_simulator.generate import REFERENCE_SEED
 from lakehouse_simulator.inventory import REORDER_LEVEL, Movements, Stock
-from lakehouse_simulator.lifecycle import (NONE, PAY_FAILED, PAYMENT_STATUSES, R_COMPLETED, R_REJECTED,
+from lakehouse_simulator.lifecycle import (NONE, PAYMENT_STATUSES, R_COMPLETED, R_REJECTED,
                                            RETURN_STATUSES, SHIPMENT_STATUSES, TERMINAL, OrderFlow, run_orders,
                                            run_returns)
 from lakehouse_simulator.orders import (CANCELLED, PAY_CANCELLED, PAY_PENDING, PENDING, SHIP_CREATED, STATUS_NAMES,
@@ -185,7 +184,6 @@ class _Day:
         self.deletes: dict[str, np.ndarray] = {}
         self.moves: list[Movements] = []
         self.activity: list[Activity] = []
-        self.counts: dict[str, int] = {}
 
     # ------------------------------------------------------------------ helpers
     def ts(self, offsets: np.ndarray) -> np.ndarray:
@@ -271,7 +269,8 @@ class _Day:
         self.review_keys = fetch(cur, "SELECT customer_id, product_id, coalesce(source_system, '') AS src "
                                       "FROM product_review")
         self.delivered = fetch(cur, f"""
-            SELECT o.id, o.customer_id, coalesce(o.total_price, 0)::bigint AS total, {off('o.delivered_at')} AS delivered
+            SELECT o.id, o.customer_id, coalesce(o.total_price, 0)::bigint AS total,
+                   {off('o.delivered_at')} AS delivered
             FROM orders o
             WHERE o.status IN ('Delivered', 'Completed') AND o.delivered_at >= %(t0)s::timestamp - interval '14 days'
               AND o.delivered_at < %(t0)s AND NOT EXISTS (SELECT 1 FROM order_return r WHERE r.order_id = o.id)
@@ -292,8 +291,9 @@ class _Day:
         """Lines of already stored orders with the shipping warehouse (read before any write)."""
         return fetch(self.cur, """
             SELECT i.order_id, i.product_id, i.quantity, s.warehouse_id
-            FROM order_items i JOIN orders o ON o.id = i.order_id JOIN shipment s ON s.id = o.shipping_id
-            WHERE i.order_id = ANY(%s) ORDER BY i.id""", ([int(x) for x in order_ids],))
+            FROM unnest(%s::bigint[]) AS x(id) JOIN order_items i ON i.order_id = x.id
+            JOIN orders o ON o.id = i.order_id JOIN shipment s ON s.id = o.shipping_id
+            ORDER BY i.id""", ([int(x) for x in order_ids],))
 
     # ------------------------------------------------------------------ simulate
     def simulate(self) -> None:
@@ -872,11 +872,13 @@ class _Day:
             "id": cart_id[by_created], "customer_id": cust.ids[draft.customer][by_created],
             "channel": ref.channel_names[draft.channel][by_created],
             "status": np.where(checked, "checked_out", "active").astype(S)[by_created],
-            "total_amount": np.rint(np.bincount(draft.item_cart, weights=amount, minlength=n)).astype(np.int64)[by_created],
+            "total_amount": np.rint(np.bincount(draft.item_cart, weights=amount,
+                                                minlength=n)).astype(np.int64)[by_created],
             "item_count": np.bincount(draft.item_cart, minlength=n).astype(np.int64)[by_created],
             "expires_at": self.ts(draft.created + CART_LIFETIME)[by_created],
             "checked_out_at": self.ts(np.ma.masked_less(draft.checkout, 0))[by_created],
-            "order_id": np.ma.masked_array(self.order_ids[np.maximum(draft.order_id, 0)], mask=draft.order_id < 0)[by_created],
+            "order_id": np.ma.masked_array(self.order_ids[np.maximum(draft.order_id, 0)],
+                                           mask=draft.order_id < 0)[by_created],
             "is_active": np.ones(n, dtype=bool), "created_at": self.ts(draft.created)[by_created],
             "updated_at": (self.walls(n) if wall else self.ts(updated))[by_created],
         }
@@ -890,7 +892,8 @@ class _Day:
         m = len(by)
         i_price = ref.product_price[i_product]
         self.inserts["cart_items"] = {
-            "id": reserve_ids(self.cur, "cart_items", m), "cart_id": i_cart[by], "product_id": ref.product_ids[i_product][by],
+            "id": reserve_ids(self.cur, "cart_items", m), "cart_id": i_cart[by],
+            "product_id": ref.product_ids[i_product][by],
             "quantity": i_qty[by], "unit_price": i_price[by], "discount_amount": np.zeros(m, dtype=np.int64),
             "amount": (i_price * i_qty)[by], "added_at": self.ts(i_t[by]), "updated_at": self.ts(i_t[by]),
             "is_active": np.ones(m, dtype=bool),
@@ -968,7 +971,8 @@ class _Day:
         today_old = np.flatnonzero(f.delivered_t[:n_old] >= 0)
         today_new = np.flatnonzero(fin["delivered_t"] >= 0)
         c_order = np.r_[dv["id"], op["id"][today_old], self.order_ids[today_new]]
-        c_customer = np.r_[dv["customer_id"], op["customer_id"][today_old], self.customers.ids[h["customer"][today_new]]]
+        c_customer = np.r_[dv["customer_id"], op["customer_id"][today_old],
+                           self.customers.ids[h["customer"][today_new]]]
         c_total = np.r_[dv["total"], op["total"][today_old], h["total"][today_new]]
         c_delivered = np.r_[dv["delivered"], f.delivered_t[today_old], fin["delivered_t"][today_new]]
         p = 0.06 * (_f_exp(DAY - c_delivered, 36.0) - _f_exp(-c_delivered, 36.0))
@@ -989,7 +993,8 @@ class _Day:
         orr = self.open_returns
         code = {s: i for i, s in enumerate(RETURN_STATUSES)}
         k = len(orr["id"])
-        status0 = np.r_[np.array([code[s] for s in orr["status"].tolist()], dtype=np.int64), np.zeros(m, dtype=np.int64)]
+        status0 = np.r_[np.array([code[s] for s in orr["status"].tolist()], dtype=np.int64),
+                        np.zeros(m, dtype=np.int64)]
         status, last = run_returns(rng, status0, np.r_[np.zeros(k, dtype=np.int64), t], DAY)
         resolved = np.isin(status, [R_COMPLETED, R_REJECTED])
         names = np.array(RETURN_STATUSES, dtype=S)
@@ -1172,8 +1177,9 @@ class _Day:
                 counts[f"{table}.{op}"] = counts.get(f"{table}.{op}", 0) + n
 
         # hard deletes first (children before parents)
-        purged_items = fetch(cur, "SELECT id FROM cart_items WHERE cart_id = ANY(%s) ORDER BY id",
-                             ([int(x) for x in self.purged_carts],))["id"] if len(self.purged_carts) else np.zeros(0, int)
+        purged_items = fetch(cur, "SELECT i.id FROM unnest(%s::bigint[]) AS x(id) "
+                                  "JOIN cart_items i ON i.cart_id = x.id ORDER BY i.id",
+                             ([int(x) for x in self.purged_carts],))["id"]
         count("cart_items", "deleted", delete(cur, "cart_items", np.r_[self.deletes["cart_items"], purged_items]))
         count("cart", "deleted", delete(cur, "cart", self.purged_carts))
         count("wishlist", "deleted", delete(cur, "wishlist", self.deletes["wishlist"]))
@@ -1246,10 +1252,3 @@ def advance(conn: psycopg2.extensions.connection, *, days: int = 1, seed: int, s
         day = read_clock(conn).date().isoformat()
         out[day] = advance_day(conn, seed=seed, scale=scale, scenario=scenario, behaviour=behaviour)
     return out
-
-
-def timed_advance(conn: psycopg2.extensions.connection, **kwargs) -> tuple[dict[str, dict[str, int]], float]:
-    """:func:`advance` and the seconds it took."""
-    began = time.perf_counter()
-    counts = advance(conn, **kwargs)
-    return counts, time.perf_counter() - began

@@ -4,7 +4,8 @@
 -- Conventions of the contract: `serial` is an int4 identity, foreign-key columns are BIGINT,
 -- money is NUMERIC(p,2), timestamps are TIMESTAMP WITHOUT TIME ZONE holding local time.
 -- Relationships marked "no FK" in the contract deliberately have no constraint.
--- No triggers in v0 (simulator behaviour switches come later).
+-- No triggers: the trigger behaviour of source-system.md §1.5 is simulated by lakehouse_simulator.advance
+-- (correct by default; the real source's misbehaviour behind SourceBehaviour switches).
 -- Tables are created in foreign-key-safe order (the same order as schema.SOURCE_TABLES).
 
 -- ---------------------------------------------------------------- small static reference

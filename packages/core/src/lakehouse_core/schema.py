@@ -1,0 +1,51 @@
+"""Schema evolution rules shared by the layers, checked before anything is written.
+
+A new column flows through with no code change; a safe widening (int → bigint,
+float → double, decimal precision up at the same scale) is applied; any other
+type change fails naming table, column and both types.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql.types import (DataType, DecimalType, DoubleType, FloatType, IntegerType, LongType,
+                               ShortType, StructType)
+
+
+class SchemaDriftError(RuntimeError):
+    """A column changed type incompatibly; nothing was written."""
+
+
+def _widens(old: DataType, new: DataType) -> bool:
+    if old == new:
+        return True
+    if isinstance(old, (ShortType, IntegerType)) and isinstance(new, (IntegerType, LongType)):
+        return not (isinstance(old, IntegerType) and isinstance(new, IntegerType))
+    if isinstance(old, FloatType) and isinstance(new, DoubleType):
+        return True
+    if isinstance(old, DecimalType) and isinstance(new, DecimalType):
+        return new.scale == old.scale and new.precision >= old.precision
+    return False
+
+
+def widened_columns(existing: StructType, incoming: StructType) -> dict[str, DataType]:
+    """Columns of ``incoming`` whose type is a safe widening of the existing one."""
+    current = {f.name: f.dataType for f in existing.fields}
+    return {f.name: f.dataType for f in incoming.fields
+            if f.name in current and current[f.name] != f.dataType and _widens(current[f.name], f.dataType)}
+
+
+def check_evolution(what: str, existing: StructType, incoming: StructType) -> list[str]:
+    """Return the new column names; raise SchemaDriftError on an incompatible change.
+
+    ``what`` names the table in the message (e.g. ``"source table orders"``); the
+    message also names each column and both types.
+    """
+    current = {f.name: f.dataType for f in existing.fields}
+    problems = [
+        f"column {f.name}: {current[f.name].simpleString()} -> {f.dataType.simpleString()}"
+        for f in incoming.fields if f.name in current and not _widens(current[f.name], f.dataType)
+    ]
+    if problems:
+        raise SchemaDriftError(f"{what} changed incompatibly ({'; '.join(problems)}); "
+                               "nothing was written. Widen the type compatibly or migrate the table explicitly.")
+    return [f.name for f in incoming.fields if f.name not in current]
