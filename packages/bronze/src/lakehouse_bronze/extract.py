@@ -18,7 +18,6 @@ a batch never published replaces its own earlier attempt (the branch is reset).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib.metadata import version
 
@@ -26,7 +25,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from lakehouse_core import iceberg
-from lakehouse_core.batch import DataInterval, check_not_older
+from lakehouse_core.batch import DataInterval
 from lakehouse_core.registry import LoadMode, TableSpec, identifier
 from lakehouse_core.schema import check_evolution
 from lakehouse_core.settings import LakehouseSettings
@@ -91,10 +90,6 @@ def align_to_table(df: DataFrame, table_schema) -> DataFrame:
     return df.select(*columns, *[c for c in df.columns if c not in known])
 
 
-def _previous_watermark(spark: SparkSession, ident: str) -> dict | None:
-    return json.loads(iceberg.summary(spark, ident).get("lakehouse.watermark", "null"))
-
-
 def extract_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec,
                   interval: DataInterval, state: source.SourceState) -> ExtractResult:
     """Extract one table into its audit branch (see module docstring).
@@ -106,14 +101,10 @@ def extract_table(spark: SparkSession, settings: LakehouseSettings, spec: TableS
     ident = identifier("bronze", spec.name)
     batch_id = interval.batch_id
     branch = iceberg.audit_branch(batch_id)
-    exists = iceberg.table_exists(spark, ident)
-    previous = None
-    if exists:
-        published = iceberg.published_batches(spark, ident)
-        if batch_id in published:
-            return ExtractResult(spec.name, 0, 0, None, skipped=True)
-        check_not_older(batch_id, published, f"bronze.{spec.name}")
-        previous = _previous_watermark(spark, ident)
+    start = iceberg.start_batch(spark, ident, batch_id)
+    if start.already_published:
+        return ExtractResult(spec.name, 0, 0, None, skipped=True)
+    exists, previous = start.exists, start.state("watermark")
 
     cursor_type = None
     if spec.cursor and not spec.uses_commit_cursor:

@@ -13,11 +13,15 @@ import sys
 from importlib.metadata import entry_points
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lakehouse_core import postgres
 from lakehouse_core.batch import DataInterval
 from lakehouse_core.registry import Registry, TableSpec
 from lakehouse_core.settings import LakehouseSettings, get_settings
+
+if TYPE_CHECKING:  # pyspark is imported lazily: `lakehouse db ...` must not start a JVM
+    from pyspark.sql import SparkSession
 
 
 def add_batch_arguments(parser: argparse.ArgumentParser, with_tables: bool = True) -> None:
@@ -37,7 +41,7 @@ class LayerJob:
     registry: Registry
     tables: list[TableSpec]
     interval: DataInterval
-    spark: "object"
+    spark: "SparkSession"
 
 
 def start_layer_job(args: argparse.Namespace, layer: str) -> LayerJob:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
+
+from lakehouse_core.batch import check_not_older
 from pyspark.sql import functions as F
 
 PUBLISH_TAG = "last_publish"
@@ -126,6 +128,33 @@ def published_batches(spark: SparkSession, ident: str) -> set[str]:
         parent = snap.parentId()
         snap = None if parent is None else table.snapshot(parent)
     return found
+
+
+@dataclass(frozen=True)
+class BatchStart:
+    """Where a table stands when a batch starts."""
+
+    exists: bool
+    already_published: bool
+    summary: dict[str, str]  # lakehouse.* properties at the last_publish tag
+
+    def state(self, key: str) -> Any:
+        """A JSON-encoded state property (``lakehouse.<key>``) of the last publish, or None."""
+        return json.loads(self.summary.get(f"{PROPERTY_PREFIX}{key}", "null"))
+
+
+def start_batch(spark: SparkSession, ident: str, batch_id: str) -> BatchStart:
+    """Check ``batch_id`` against the batches published to ``ident``.
+
+    Raises BatchOrderError when a newer batch is already published.
+    """
+    if not table_exists(spark, ident):
+        return BatchStart(False, False, {})
+    published = published_batches(spark, ident)
+    if batch_id in published:
+        return BatchStart(True, True, summary(spark, ident))
+    check_not_older(batch_id, published, ident.split(".", 1)[1])
+    return BatchStart(True, False, summary(spark, ident))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -189,15 +188,3 @@ def embedded_server(settings: LakehouseSettings) -> Iterator[EmbeddedPostgres]:
     finally:
         if not already:
             server.stop()
-
-
-def wait_until_ready(db: PostgresSettings, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            psycopg2.connect(host=db.host, port=db.port, user=db.user, dbname=db.dbname).close()
-            return
-        except psycopg2.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse_core import iceberg
-from lakehouse_core.batch import DataInterval, check_not_older
+from lakehouse_core.batch import DataInterval
 from lakehouse_core.registry import identifier
 from lakehouse_core.settings import LakehouseSettings
 from lakehouse_gold import metrics
@@ -80,13 +80,11 @@ def build_mart(spark: SparkSession, settings: LakehouseSettings, mart: Mart, int
     ident = identifier("gold", mart.name)
     batch_id = interval.batch_id
     branch = iceberg.audit_branch(batch_id)
+    start = iceberg.start_batch(spark, ident, batch_id)
+    if start.already_published:
+        return GoldResult(mart.name, 0, skipped=True)
     df = mart.build(spark, settings, interval).localCheckpoint()
-    if iceberg.table_exists(spark, ident):
-        published = iceberg.published_batches(spark, ident)
-        if batch_id in published:
-            return GoldResult(mart.name, 0, skipped=True)
-        check_not_older(batch_id, published, f"gold.{mart.name}")
-    else:
+    if not start.exists:
         iceberg.create_table(spark, ident, df, partition_by=mart.partition_by)
     iceberg.start_audit_branch(spark, ident, branch)
     df.writeTo(f"{ident}.branch_{branch}").overwrite(F.lit(True))

@@ -12,7 +12,6 @@ applied). The bronze snapshot read up to is committed with the data as
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -23,7 +22,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, TimestampNTZType
 
 from lakehouse_core import iceberg
-from lakehouse_core.batch import DataInterval, check_not_older
+from lakehouse_core.batch import DataInterval
 from lakehouse_core.registry import TableSpec, identifier
 from lakehouse_core.schema import check_evolution, widened_columns
 from lakehouse_core.settings import LakehouseSettings
@@ -166,14 +165,10 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
     silver = identifier("silver", spec.name)
     batch_id = interval.batch_id
     branch = iceberg.audit_branch(batch_id)
-    exists = iceberg.table_exists(spark, silver)
-    since = None
-    if exists:
-        published = iceberg.published_batches(spark, silver)
-        if batch_id in published:
-            return SilverResult(spec.name, 0, 0, None, skipped=True)
-        check_not_older(batch_id, published, f"silver.{spec.name}")
-        since = json.loads(iceberg.summary(spark, silver).get("lakehouse.upstream_snapshot", "null"))
+    start = iceberg.start_batch(spark, silver, batch_id)
+    if start.already_published:
+        return SilverResult(spec.name, 0, 0, None, skipped=True)
+    exists, since = start.exists, start.state("upstream_snapshot")
 
     new_bronze, head = read_new_bronze(spark, bronze, since)
     latest, rejected = changes_from_bronze(spark, settings, spec, new_bronze, branch)
