@@ -137,8 +137,23 @@ def test_second_batch_merges_source_changes(spark, shop):
         cur.execute("INSERT INTO order_items (order_id, product_id, unit_price, quantity, amount, created_at) "
                     "VALUES (99999999, 1, 10, 1, 10, '2023-01-05 09:00')")
         conn.commit()
+    with postgres.connect(settings.source, settings) as conn, conn.cursor() as cur:
+        # schema evolution at the source: a new column and a widened one
+        cur.execute("ALTER TABLE customers ADD COLUMN referral_code varchar(20)")
+        cur.execute("UPDATE customers SET referral_code = 'REF-1' WHERE id = (SELECT min(id) FROM customers)")
+        cur.execute("ALTER TABLE order_items ALTER COLUMN quantity TYPE bigint")
+        # a hard delete (cart_items reconciles keys)
+        cur.execute("DELETE FROM cart_items WHERE id = (SELECT min(id) FROM cart_items) RETURNING id")
+        deleted_line = cur.fetchone()[0]
+        conn.commit()
     advance_clock(settings, "2023-01-06 00:00")
     run_batch(spark, settings, DAY2)
+
+    customers = spark.table("lakehouse.silver.customers")
+    assert customers.where("referral_code = 'REF-1'").count() == 1  # the new column reached silver
+    assert dict(spark.table("lakehouse.silver.order_items").dtypes)["quantity"] == "bigint"
+    assert spark.table("lakehouse.silver.cart_items").where(f"id = {deleted_line}").count() == 0
+    assert spark.table("lakehouse.bronze.cart_items").where(f"id = {deleted_line} AND _op = 'delete'").count() == 1
 
     silver = spark.table("lakehouse.silver.orders")
     assert silver.where(f"id = {order_id}").first().status == "cancelled"

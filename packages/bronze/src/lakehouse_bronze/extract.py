@@ -90,6 +90,15 @@ def align_to_table(df: DataFrame, table_schema) -> DataFrame:
     return df.select(*columns, *[c for c in df.columns if c not in known])
 
 
+def read_source(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec, query: str) -> DataFrame:
+    """Read ``query`` with the configured reader (``LAKEHOUSE_EXTRACT__READER``: jdbc | copy)."""
+    if settings.extract.reader == "copy":
+        from lakehouse_bronze.copy_reader import read_source_copy
+
+        return read_source_copy(spark, settings, spec, query)
+    return source.read_jdbc(spark, settings, spec, query)
+
+
 def extract_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec,
                   interval: DataInterval, state: source.SourceState) -> ExtractResult:
     """Extract one table into its audit branch (see module docstring).
@@ -111,7 +120,7 @@ def extract_table(spark: SparkSession, settings: LakehouseSettings, spec: TableS
         cursor_type = source.column_type(settings, spec.name, spec.cursor)
     plan = cursors.plan_read(spec, cursor_type, previous, state, interval, settings)
     query = source.select(spec, plan.predicate, columns="src_t.*" + plan.extra_columns)
-    extracted = with_metadata(source.read_jdbc(spark, settings, spec, query), batch_id)
+    extracted = with_metadata(read_source(spark, settings, spec, query), batch_id)
 
     new_columns: list[str] = []
     if not exists:
@@ -127,7 +136,7 @@ def extract_table(spark: SparkSession, settings: LakehouseSettings, spec: TableS
         current = latest_versions(spark.read.table(ident), spec.primary_key)
         new_rows = changed_rows(current, spec, extracted)
         if spec.load_mode is LoadMode.full or spec.reconcile_deletes:
-            keys = extracted if spec.load_mode is LoadMode.full else source.read_jdbc(
+            keys = extracted if spec.load_mode is LoadMode.full else read_source(
                 spark, settings, spec, source.select(spec, None, ", ".join(f"src_t.{source.quote(k)}" for k in spec.primary_key)))
             new_rows = new_rows.unionByName(deleted_rows(current, spec, keys, extracted, batch_id))
     new_rows = new_rows.localCheckpoint()  # one source read, used for the write, the counts and the watermark

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 from enum import Enum
+from typing import Literal
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
@@ -79,6 +80,8 @@ class ExtractSettings(BaseModel):
     lookback_ids: int = 10_000
     # "auto": the simulator's clock table when present, else the database clock.
     source_clock: str = "auto"
+    # "jdbc": Spark's JDBC reader; "copy": key-range COPY streams parsed to Arrow in Spark tasks
+    reader: Literal["jdbc", "copy"] = "jdbc"
 
 
 class LineageSettings(BaseModel):

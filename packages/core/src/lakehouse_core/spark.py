@@ -6,6 +6,7 @@ One session per process: layer jobs run all their tables in the session they get
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
@@ -130,6 +131,9 @@ def get_spark(settings: LakehouseSettings, app_name: str, parent: ParentRun | No
         return active
     if settings.spark.master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # Python tasks (the COPY reader) run in this interpreter's environment; PySpark 3.5
+        # reads only the environment variable, not spark.pyspark.python, in a plain driver.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     for key, value in spark_conf(settings, app_name, parent).items():
         builder = builder.config(key, value)
