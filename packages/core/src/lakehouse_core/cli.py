@@ -8,11 +8,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import shutil
-import threading
 import sys
-from importlib.metadata import entry_points
-
+import threading
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from lakehouse_core import postgres
