@@ -43,7 +43,7 @@ from lakehouse_simulator.customers import Customers, tier_of
 from lakehouse_simulator.dbio import NULL_OFFSET, delete, fetch, insert, off, reserve_ids, update
 from lakehouse_simulator.discounts import Discounts
 from lakehouse_simulator.engagement import (ABANDON_AFTER, CART_LIFETIME, Activity, _browsing, _CartDraft, _json,
-                                            _open_carts, _quantities, _visitors)
+                                            _open_carts, _quantities, _visitors, activity_rows)
 from lakehouse_simulator.generate import REFERENCE_SEED
 from lakehouse_simulator.inventory import REORDER_LEVEL, Movements, Stock
 from lakehouse_simulator.lifecycle import (NONE, PAYMENT_STATUSES, R_COMPLETED, R_REJECTED,
@@ -1153,20 +1153,9 @@ class _Day:
         late = self.late(browse.t, self.created_real[browse.customer] <= browse.t - DAY)
         parts = [*self.activity, replace(browse, t=np.where(late, browse.t - DAY, browse.t))]
 
-        def cat(field: str) -> np.ndarray:
-            return np.concatenate([np.asarray(getattr(p, field)) for p in parts])
-
-        t = cat("t")
-        rank = np.concatenate([np.full(len(p.t), p.rank) for p in parts])
-        order = np.lexsort((np.arange(len(t)), rank, t))
-        product = cat("product")[order]
-        product_id = np.where(product >= 0, ref.product_ids[np.maximum(product, 0)], -1)
+        rows = activity_rows(parts, ref, cust.ids, self.ts)
         self.inserts["customer_activity_log"] = {
-            "id": reserve_ids(self.cur, "customer_activity_log", len(t)),
-            "customer_id": cust.ids[cat("customer")[order]], "activity_type": cat("kind")[order],
-            "product_id": np.ma.masked_less(product_id, 0), "channel": ref.channel_names[cat("channel")[order]],
-            "metadata": cat("metadata")[order], "created_at": self.ts(t[order]),
-        }
+            "id": reserve_ids(self.cur, "customer_activity_log", len(rows["created_at"])), **rows}
 
     # ------------------------------------------------------------------ write
     def write(self) -> dict[str, int]:

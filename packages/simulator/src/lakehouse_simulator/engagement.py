@@ -3,6 +3,7 @@ and the customer_activity_log clickstream that mirrors them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -303,13 +304,9 @@ def _browsing(rng: np.random.Generator, n: int, clock: SimClock, ref: Reference,
                     np.where(is_view, view_meta, search_meta).astype(S))
 
 
-def activity_frame(rng: np.random.Generator, n_target: int, clock: SimClock, ref: Reference,
-                   customers: Customers, o: Orders, linked: list[Activity]) -> Frame:
-    """The clickstream: purchases plus the ``linked`` events (cart adds, wishlist adds, reviews) as
-    they happened, topped up with views and searches to about ``n_target`` rows. Ids follow created_at."""
-    parts = [_purchases(o), *linked]
-    parts.append(_browsing(rng, max(0, n_target - sum(len(p.t) for p in parts)), clock, ref, customers))
-
+def activity_rows(parts: list[Activity], ref: Reference, customer_ids: np.ndarray,
+                  timestamps: Callable[[np.ndarray], np.ndarray]) -> Frame:
+    """Clickstream rows (without ids) from ``parts``, in time order; ties by part rank, then draw order."""
     def cat(field: str) -> np.ndarray:
         return np.concatenate([np.asarray(getattr(p, field)) for p in parts])
 
@@ -319,11 +316,21 @@ def activity_frame(rng: np.random.Generator, n_target: int, clock: SimClock, ref
     product = cat("product")[order]
     product_id = np.where(product >= 0, ref.product_ids[np.maximum(product, 0)], -1)
     return {
-        "id": np.arange(1, len(t) + 1, dtype=np.int64),
-        "customer_id": customers.ids[cat("customer")[order]],
+        "customer_id": customer_ids[cat("customer")[order]],
         "activity_type": cat("kind")[order],
         "product_id": np.ma.masked_less(product_id, 0),
         "channel": ref.channel_names[cat("channel")[order]],
         "metadata": cat("metadata")[order],
-        "created_at": clock.ts(t[order]),
+        "created_at": timestamps(t[order]),
     }
+
+
+def activity_frame(rng: np.random.Generator, n_target: int, clock: SimClock, ref: Reference,
+                   customers: Customers, o: Orders, linked: list[Activity]) -> Frame:
+    """The clickstream: purchases plus the ``linked`` events (cart adds, wishlist adds, reviews) as
+    they happened, topped up with views and searches to about ``n_target`` rows. Ids follow created_at."""
+    parts = [_purchases(o), *linked]
+    parts.append(_browsing(rng, max(0, n_target - sum(len(p.t) for p in parts)), clock, ref, customers))
+
+    rows = activity_rows(parts, ref, customers.ids, clock.ts)
+    return {"id": np.arange(1, len(rows["created_at"]) + 1, dtype=np.int64), **rows}
