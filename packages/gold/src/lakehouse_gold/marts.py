@@ -40,7 +40,9 @@ def build_daily_sales(spark: SparkSession, settings: LakehouseSettings, interval
 
     Order lines are aggregated per order *before* joining, so orders never fan out.
     """
-    silver = lambda t: spark.read.table(identifier("silver", t))  # noqa: E731
+    def silver(table: str) -> DataFrame:
+        return spark.read.table(identifier("silver", table))
+
     lines = silver("order_items").groupBy("order_id").agg(F.sum("quantity").alias("quantity"))
     channels = silver("order_channel").select(F.col("id").alias("order_channel_id"), F.col("name").alias("channel"))
     last_day = F.lit(interval.end_in_zone(settings.business_zone).date())
@@ -51,7 +53,7 @@ def build_daily_sales(spark: SparkSession, settings: LakehouseSettings, interval
               .where(F.col("order_day") < last_day))
     status, total = F.col("status"), F.col("total_price")
     return (orders.groupBy("order_day", F.coalesce("channel", F.lit("unknown")).alias("channel"))
-            .agg(metrics.order_count(status).alias("order_count"),
+            .agg(metrics.order_count().alias("order_count"),
                  metrics.cancelled_order_count(status).alias("cancelled_order_count"),
                  metrics.gmv(total, status).alias("gmv"),
                  metrics.aov(total, status).alias("aov"),

@@ -17,7 +17,7 @@ def is_sale(status: Column) -> Column:
     return ~status.isin(*NON_SALE_STATUSES)
 
 
-def order_count(status: Column) -> Column:
+def order_count() -> Column:
     """Order count: number of distinct orders placed (one row per order at order grain), all statuses."""
     return F.count(F.lit(1))
 
