@@ -6,6 +6,8 @@ On a fresh state folder and embedded PostgreSQL: generate the shop (1 day), then
 simulated day advance the source one day (normal scenario) and run bronze and silver for
 the tables partitioned by day (registry ``partitioned = true``) in one SparkSession,
 publishing each batch (the quality gates are left out: they do not change the layout).
+Silver compacts each table before its batch (``LAKEHOUSE_MAINTENANCE__*``; ``--no-compact``
+measures the layout without it).
 Then count, per table, the live data files and delete files per partition
 (``<table>.files`` / ``<table>.delete_files``). Results: stdout and
 ``bench/results/silver_layout.json``.
@@ -31,13 +33,16 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=0.1)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--no-compact", action="store_true", help="LAKEHOUSE_MAINTENANCE__COMPACT=false")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.no_compact:
+        os.environ["LAKEHOUSE_MAINTENANCE__COMPACT"] = "false"
 
     home = Path(tempfile.mkdtemp(prefix="lakehouse-layout-"))
     os.environ.update({"LAKEHOUSE_HOME": str(home), "LAKEHOUSE_LINEAGE__ENABLED": "false",
                        "LAKEHOUSE_EXPECTATIONS_DIR": str(REPO / "expectations")})
-    from lakehouse_bronze.extract import extract_table
+    from lakehouse_bronze.extract import extract_tables
     from lakehouse_bronze.source import source_state
     from lakehouse_core import iceberg, postgres
     from lakehouse_core.batch import DataInterval
@@ -72,11 +77,12 @@ def main() -> int:
                                           (first + dt.timedelta(days=1)).isoformat() + "+07:00")
             branch = iceberg.audit_branch(interval.batch_id)
             state = source_state(settings)
-            for layer, run in (("bronze", lambda s: extract_table(spark, settings, s, interval, state)),
-                               ("silver", lambda s: transform_table(spark, settings, s, interval))):
-                for spec in tables:
-                    run(spec)
-                    iceberg.publish(spark, identifier(layer, spec.name), branch)
+            extract_tables(spark, settings, tables, interval, state)
+            for spec in tables:
+                iceberg.publish(spark, identifier("bronze", spec.name), branch)
+            for spec in tables:
+                transform_table(spark, settings, spec, interval)
+                iceberg.publish(spark, identifier("silver", spec.name), branch)
             timings.append(round(time.perf_counter() - began, 1))
             print(f"day {day}: {timings[-1]} s", flush=True)
 
@@ -93,8 +99,10 @@ def main() -> int:
                 "rows": spark.table(ident).count(),
             }
         result = {"scale": args.scale, "days": args.days, "seed": args.seed,
+                  "maintenance": settings.maintenance.model_dump(),
                   "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                  "command": f"python bench/silver_layout.py --scale {args.scale} --days {args.days}",
+                  "command": f"python bench/silver_layout.py --scale {args.scale} --days {args.days}"
+                             + (" --no-compact" if args.no_compact else ""),
                   "seconds_per_day": timings, "tables": layout}
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(result, indent=2) + "\n")

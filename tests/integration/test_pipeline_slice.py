@@ -329,3 +329,21 @@ cursor = "xmin"
     report = run_gate(spark, settings, "silver", day4.batch_id)
     assert report.published == ["loyalty_card"]
     assert spark.table("lakehouse.silver.loyalty_card").count() == 25
+
+
+def test_incompatible_silver_change_fails_with_nothing_written(spark, shop, monkeypatch):
+    """A transformer turning a decimal column into text cannot evolve silver: the run fails
+    naming the table, the column and both types, before writing silver or quarantine."""
+    from lakehouse_core.schema import SchemaDriftError
+    from lakehouse_silver import transform
+
+    monkeypatch.setitem(transform.TRANSFORMERS, "customers",
+                        lambda df: df.withColumn("total_spent", F.col("total_spent").cast("string")))
+    spec = Registry.load(shop).get("customers")
+    later = DataInterval.parse("2023-01-09T00:00:00+07:00", "2023-01-10T00:00:00+07:00")
+    watched = ["lakehouse.silver.customers", "lakehouse.quarantine.silver_customers"]
+    before = {t: iceberg.snapshot_id(spark, t) for t in watched if iceberg.table_exists(spark, t)}
+    with pytest.raises(SchemaDriftError, match=r"silver\.customers changed incompatibly.*total_spent: decimal\(\d+,\d+\) -> string"):
+        transform.transform_table(spark, shop, spec, later)
+    assert {t: iceberg.snapshot_id(spark, t) for t in before} == before
+    assert not iceberg.branch_exists(spark, "lakehouse.silver.customers", iceberg.audit_branch(later.batch_id))

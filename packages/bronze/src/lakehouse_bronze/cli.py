@@ -8,16 +8,15 @@ from lakehouse_core.cli import add_batch_arguments, start_layer_job
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from lakehouse_bronze.extract import extract_table
+    from lakehouse_bronze.extract import extract_tables
     from lakehouse_bronze.source import source_state
 
     job = start_layer_job(args, "bronze")
     state = source_state(job.settings)  # one clock reading and snapshot for the whole run
-    for spec in job.tables:
-        result = extract_table(job.spark, job.settings, spec, job.interval, state)
+    for result in extract_tables(job.spark, job.settings, job.tables, job.interval, state):
         outcome = ("already published, skipped" if result.skipped else
                    f"{result.rows_written} rows and {result.deletes} deletes staged, watermark {result.watermark}")
-        print(f"bronze.{spec.name}: {outcome}")
+        print(f"bronze.{result.table}: {outcome}")
     return 0
 
 

@@ -5,9 +5,9 @@ same DataFrame schema and values. Spark's JDBC reader decodes every row in the J
 and is CPU-bound at about a quarter of ``COPY`` speed (STACK-NOTES); here
 
 1. the driver reads the query's result columns (``LIMIT 0``) and, for a single
-   integer primary key, ``min``/``max``/``count`` of the key, and cuts the key span
-   into equal-width ranges (one range when the result is small or the key is not a
-   single integer column);
+   integer primary key, ``min``/``max`` of the key and the result's size (the planner's
+   estimate, counted when small), and cuts the key span into equal-width ranges (one
+   range when the result is small or the key is not a single integer column);
 2. each range is one Spark task (``spark.range`` with one row per partition, then
    ``mapInArrow``) that opens its own psycopg2 connection and streams
    ``COPY (SELECT * FROM (<query>) q WHERE key >= lo AND key < hi) TO STDOUT (FORMAT csv)``
@@ -17,7 +17,7 @@ and is CPU-bound at about a quarter of ``COPY`` speed (STACK-NOTES); here
    columns: no JDBC row decoding in the JVM and no file written in between; the batches
    feed whatever Spark plan consumes the DataFrame (for bronze, the Iceberg write).
    ``plan_copy`` + ``CopyPlan.read_range`` expose the same batches to other task
-   functions (e.g. tasks that write Parquet themselves, see bench/bronze.py).
+   functions (e.g. tasks that write Parquet themselves, ``lakehouse_bronze.landing``).
 
 Python tasks run with ``$PYSPARK_PYTHON`` (default: a bare ``python3`` from PATH), which
 must be an interpreter with this package installed, as the driver's is.
@@ -43,9 +43,9 @@ the task instead of loading wrong data: ``'infinity'`` timestamps, BC dates,
 Each range is read in its own transaction, as with Spark's JDBC reader: a query whose
 predicate calls ``pg_current_snapshot()`` evaluates it per range.
 
-Measured (bench/bronze.py, 2 cores): reading alone, this path beats JDBC on wide tables
-and costs far less JVM CPU; in a bronze load the write side (row hash, checkpoint,
-shuffle, Parquet) dominates either reader. Numbers in bench/results/bronze.json.
+Bronze uses this reader for incremental loads (a Spark plan compares the rows with bronze);
+a first load skips Spark's rows altogether: its tasks write the same Arrow batches to
+Parquet (``lakehouse_bronze.landing``). Numbers in bench/results/bronze.json.
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ class CopyPlan:
     """What the tasks of one read need, planned on the driver (connection details resolved there).
 
     ``ranges`` are half-open key ranges on ``key``; ``key`` is None for a single unsplit read.
+    ``rows`` is the result's size as planned (single integer key; an estimate when large), else None.
     Picklable: it is shipped to the tasks.
     """
 
@@ -124,6 +125,11 @@ class CopyPlan:
     parse_schema: pa.Schema
     arrow_schema: pa.Schema
     spark_schema: T.StructType
+    rows: int | None = None
+
+    def range_rows(self, index: int) -> float:
+        """Expected rows of range ``index`` (ranges are equal-width; 0 without an estimate)."""
+        return (self.rows or 0) / len(self.ranges)
 
     def read_range(self, index: int) -> Iterator[pa.RecordBatch]:
         """The Arrow batches of range ``index`` (runs where it is called: in a task)."""
@@ -284,9 +290,10 @@ def _read_partitions(plan: CopyPlan, batches: Iterator[pa.RecordBatch]) -> Itera
 
 
 def plan_copy(settings: LakehouseSettings, spec: TableSpec, query: str,
-              num_partitions: int | None = None) -> CopyPlan:
+              num_partitions: int | None = None, max_rows_per_range: int | None = None) -> CopyPlan:
     """Plan the read of ``query`` on the driver: result columns and key ranges (see read_source_copy).
 
+    ``max_rows_per_range`` raises the number of ranges above ``num_partitions`` where needed.
     Raises UnsupportedSourceType for a column type without a mapping.
     """
     db = postgres.resolve(settings.source, settings)
@@ -295,13 +302,24 @@ def plan_copy(settings: LakehouseSettings, spec: TableSpec, query: str,
                             application_name="lakehouse-bronze-copy")
     with contextlib.closing(conn), conn.cursor() as cur:
         columns = source_columns(cur, query)
-        key, ranges = None, ((0, 0),)
+        key, ranges, rows = None, ((0, 0),), None
         by_name = {c.name: c for c in columns}
         if len(spec.primary_key) == 1 and getattr(by_name.get(spec.primary_key[0]), "pg_type", None) in _INTEGER_KEYS:
             key = spec.primary_key[0]
-            cur.execute(f"SELECT min({quote(key)}), max({quote(key)}), count(*) FROM ({query}) q")
-            low, high, count = cur.fetchone()
+            # min/max come from the key's index; the size only sets how many ranges there are:
+            # the planner's estimate when it is large (a count would scan the table once more),
+            # else a count (a table never analysed can look small)
+            cur.execute(f"SELECT min({quote(key)}), max({quote(key)}) FROM ({query}) q")
+            low, high = cur.fetchone()
+            cur.execute(f"EXPLAIN (FORMAT JSON) {query}")
+            count = int(cur.fetchone()[0][0]["Plan"]["Plan Rows"])
+            if count <= SPLIT_THRESHOLD:
+                cur.execute(f"SELECT count(*) FROM ({query}) q")
+                count = cur.fetchone()[0]
+            rows = count
             parts = num_partitions or settings.spark.jdbc_partitions
+            if max_rows_per_range:
+                parts = max(parts, math.ceil(count / max_rows_per_range))
             if low is None or count <= SPLIT_THRESHOLD or parts <= 1:
                 key = None  # one range, no predicate
             else:
@@ -310,7 +328,7 @@ def plan_copy(settings: LakehouseSettings, spec: TableSpec, query: str,
                     query=query, key=key, ranges=ranges,
                     parse_schema=pa.schema([pa.field(c.name, c.parse_type) for c in columns]),
                     arrow_schema=pa.schema([pa.field(c.name, c.arrow_type) for c in columns]),
-                    spark_schema=T.StructType([c.field for c in columns]))
+                    spark_schema=T.StructType([c.field for c in columns]), rows=rows)
 
 
 def read_source_copy(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec, query: str,

@@ -13,7 +13,7 @@ Three kinds (chosen per table in the registry):
   time. Rows sharing the watermark timestamp are re-read (inclusive lower bound);
   rows committed late within the lookback are caught. Watermark: ``upper``.
   **NULL cursor rule:** rows whose cursor is NULL are read by every batch and land in
-  bronze once per distinct content (re-reads are dropped by the row-hash comparison).
+  bronze once per distinct content (re-reads equal to the latest version are dropped).
 
 Re-read rows never inflate bronze: extraction drops rows equal to the latest bronze
 version of their key. A watermark that would move backwards raises WatermarkError.

@@ -3,36 +3,45 @@
 Per table, driven by the registry (see ``cursors`` for what each cursor kind reads):
 
 * ``incremental`` tables read the rows their cursor selects; ``full`` tables read all rows.
-* Rows equal to the latest bronze version of their key (same ``_row_hash``) are dropped,
-  so re-reads (lookback overlap, full reloads) never inflate bronze.
+* Rows equal to the latest bronze version of their key are dropped (NULL-safe equality of
+  every source column bronze has, and NULL in any column it does not have yet), so
+  re-reads (lookback overlap, full reloads) never inflate bronze.
 * Hard deletes: ``full`` tables, and incremental tables with ``reconcile_deletes``,
   compare the source's primary keys with the live keys in bronze and record the
   missing ones as ``_op = 'delete'`` rows.
 * Schema drift is checked before anything is written (``drift``).
 
-Every row carries ``_batch_id``, ``_ingested_at``, ``_op`` and ``_row_hash`` (plus
-``_source_xid`` for ``xmin`` cursors). The watermark is committed with the data on
-the audit branch and published by the gate. A batch already published is skipped;
-a batch never published replaces its own earlier attempt (the branch is reset).
+* A table's first load with the COPY reader has nothing to compare with: it lands as
+  files written by Spark tasks (``landing``), all such tables of a run in one Spark job.
+
+Every row carries ``_batch_id``, ``_ingested_at`` and ``_op`` (plus ``_source_xid`` for
+``xmin`` cursors). The watermark is committed with the data on the audit branch and
+published by the gate. A batch already published is skipped; a batch never published
+replaces its own earlier attempt (the branch is reset).
 """
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import version
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from lakehouse_core import iceberg
+from lakehouse_core import iceberg, lineage, postgres
 from lakehouse_core.batch import DataInterval
 from lakehouse_core.registry import LoadMode, TableSpec, identifier
 from lakehouse_core.schema import check_evolution
 from lakehouse_core.settings import LakehouseSettings
-from lakehouse_bronze import cursors, source
+from lakehouse_bronze import cursors, landing, source
+from lakehouse_bronze.copy_reader import plan_copy
 
-META_COLUMNS = ("_source_xid", "_row_hash", "_batch_id", "_ingested_at", "_op")
+META_COLUMNS = ("_source_xid", "_batch_id", "_ingested_at", "_op")
 PACKAGE = "lakehouse-bronze"
+#: Threads for per-table driver work that waits on the source or the catalog.
+DRIVER_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -45,11 +54,38 @@ class ExtractResult:
     skipped: bool = False
 
 
+@dataclass(frozen=True)
+class TablePlan:
+    """One table's batch as planned before any row is read."""
+
+    spec: TableSpec
+    ident: str
+    batch_id: str
+    start: iceberg.BatchStart
+    read: cursors.ReadPlan
+    query: str
+
+    @property
+    def branch(self) -> str:
+        return iceberg.audit_branch(self.batch_id)
+
+    def state_properties(self, watermark: dict | None) -> dict[str, str]:
+        """The ``lakehouse.*`` properties committed with the batch's data."""
+        return {"lakehouse.batch_id": self.batch_id, "lakehouse.watermark": iceberg.encode(watermark),
+                "lakehouse.package_version": version(PACKAGE)}
+
+    def watermark(self, seen_max: int | None) -> dict | None:
+        """The watermark to commit: the plan's, or for a serial cursor the highest id read."""
+        watermark = self.read.watermark
+        if self.read.watermark_is_max_of and seen_max is not None and (
+                watermark is None or int(seen_max) > int(watermark["value"])):
+            watermark = {"kind": "serial", "value": int(seen_max)}
+        return watermark
+
+
 def with_metadata(df: DataFrame, batch_id: str) -> DataFrame:
-    """Add the bronze metadata columns; the row hash covers the source columns only."""
-    source_columns = [c for c in df.columns if c not in META_COLUMNS]
-    return (df.withColumn("_row_hash", F.sha2(F.to_json(F.struct(*source_columns)), 256))
-              .withColumn("_batch_id", F.lit(batch_id))
+    """Add the bronze metadata columns ``_batch_id``, ``_ingested_at``, ``_op``."""
+    return (df.withColumn("_batch_id", F.lit(batch_id))
               .withColumn("_ingested_at", F.current_timestamp())
               .withColumn("_op", F.lit("upsert")))
 
@@ -60,16 +96,26 @@ def latest_versions(bronze: DataFrame, key: tuple[str, ...]) -> DataFrame:
     return bronze.withColumn("_rn", F.row_number().over(order)).where("_rn = 1").drop("_rn")
 
 
-def changed_rows(current: DataFrame, spec: TableSpec, extracted: DataFrame) -> DataFrame:
-    """Rows of ``extracted`` whose content differs from the latest bronze version of their key."""
-    versions = current.select(*spec.primary_key, "_row_hash")
-    return extracted.join(versions, [*spec.primary_key, "_row_hash"], "left_anti").select(*extracted.columns)
+def changed_rows(bronze: DataFrame, spec: TableSpec, extracted: DataFrame) -> DataFrame:
+    """Rows of ``extracted`` that differ from the latest bronze version of their key.
+
+    Equal means: NULL-safe equal in every source column bronze has, and NULL in every
+    column it has not (a new source column with a value makes a new version).
+    """
+    source_columns = [c for c in extracted.columns if c not in META_COLUMNS]
+    compared = [c for c in source_columns if c in bronze.columns]
+    new = [c for c in source_columns if c not in bronze.columns]
+    candidates = bronze.join(extracted.select(*spec.primary_key), list(spec.primary_key), "left_semi")
+    latest = latest_versions(candidates, spec.primary_key).select(*[F.col(c).alias(f"_bronze_{c}") for c in compared])
+    same = [extracted[c].eqNullSafe(latest[f"_bronze_{c}"]) for c in compared] + [extracted[c].isNull() for c in new]
+    return extracted.join(latest, functools.reduce(lambda a, b: a & b, same), "left_anti")
 
 
-def deleted_rows(current: DataFrame, spec: TableSpec, source_keys: DataFrame, template: DataFrame,
+def deleted_rows(bronze: DataFrame, spec: TableSpec, source_keys: DataFrame, template: DataFrame,
                  batch_id: str) -> DataFrame:
     """Keys live in bronze but absent from the source, as ``_op = 'delete'`` rows shaped like ``template``."""
-    live = current.where("_op <> 'delete'").select(*spec.primary_key)
+    versions = latest_versions(bronze.select(*spec.primary_key, "_op", "_batch_id", "_ingested_at"), spec.primary_key)
+    live = versions.where("_op <> 'delete'").select(*spec.primary_key)
     gone = live.join(source_keys.select(*spec.primary_key), list(spec.primary_key), "left_anti")
     filled = {
         "_batch_id": F.lit(batch_id), "_ingested_at": F.current_timestamp(), "_op": F.lit("delete"),
@@ -99,61 +145,119 @@ def read_source(spark: SparkSession, settings: LakehouseSettings, spec: TableSpe
     return source.read_jdbc(spark, settings, spec, query)
 
 
-def extract_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec,
-                  interval: DataInterval, state: source.SourceState) -> ExtractResult:
-    """Extract one table into its audit branch (see module docstring).
+def plan_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec, interval: DataInterval,
+               state: source.SourceState) -> TablePlan:
+    """Where ``spec``'s bronze table stands and what this batch reads from the source.
 
-    Raises BatchOrderError when a newer batch is already published, SchemaDriftError
-    on an incompatible source type change, WatermarkError when the watermark would
-    move backwards, SourceSchemaError when the registry names a missing column.
+    Raises BatchOrderError, WatermarkError, SourceSchemaError (see ``extract_tables``).
     """
     ident = identifier("bronze", spec.name)
-    batch_id = interval.batch_id
-    branch = iceberg.audit_branch(batch_id)
-    start = iceberg.start_batch(spark, ident, batch_id)
-    if start.already_published:
-        return ExtractResult(spec.name, 0, 0, None, skipped=True)
-    exists, previous = start.exists, start.state("watermark")
-
+    start = iceberg.start_batch(spark, ident, interval.batch_id)
     cursor_type = None
     if spec.cursor and not spec.uses_commit_cursor:
         cursor_type = source.column_type(settings, spec.name, spec.cursor)
-    plan = cursors.plan_read(spec, cursor_type, previous, state, interval, settings)
-    query = source.select(spec, plan.predicate, columns="src_t.*" + plan.extra_columns)
-    extracted = with_metadata(read_source(spark, settings, spec, query), batch_id)
+    read = cursors.plan_read(spec, cursor_type, start.state("watermark"), state, interval, settings)
+    query = source.select(spec, read.predicate, columns="src_t.*" + read.extra_columns)
+    return TablePlan(spec, ident, interval.batch_id, start, read, query)
 
+
+def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: TablePlan) -> ExtractResult:
+    """Extract one table through a Spark plan: compare with bronze, reconcile deletes, append."""
+    spec, ident, batch_id = plan.spec, plan.ident, plan.batch_id
+    extracted = with_metadata(read_source(spark, settings, spec, plan.query), batch_id)
     new_columns: list[str] = []
-    if not exists:
+    if not plan.start.exists:
         # accept-any-schema lets new source columns land through mergeSchema; bronze is
         # append-only (the property breaks MERGE column resolution, so silver never sets it).
-        iceberg.create_table(spark, ident, extracted, partition_by=["_batch_id"],
+        iceberg.create_table(spark, ident, extracted.schema, partition_by=["_batch_id"],
                              properties={"write.spark.accept-any-schema": "true"})
         new_rows = extracted
     else:
         table_schema = spark.table(ident).schema
         new_columns = check_evolution(f"source table {spec.name}", table_schema, extracted.schema)
-        extracted = align_to_table(extracted, table_schema)
-        current = latest_versions(spark.read.table(ident), spec.primary_key)
-        new_rows = changed_rows(current, spec, extracted)
+        extracted = align_to_table(extracted, table_schema).localCheckpoint()  # one source read
+        bronze = spark.read.table(ident)
+        new_rows = changed_rows(bronze, spec, extracted)
         if spec.load_mode is LoadMode.full or spec.reconcile_deletes:
             keys = extracted if spec.load_mode is LoadMode.full else read_source(
                 spark, settings, spec, source.select(spec, None, ", ".join(f"src_t.{source.quote(k)}" for k in spec.primary_key)))
-            new_rows = new_rows.unionByName(deleted_rows(current, spec, keys, extracted, batch_id))
-    new_rows = new_rows.localCheckpoint()  # one source read, used for the write, the counts and the watermark
+            new_rows = new_rows.unionByName(deleted_rows(bronze, spec, keys, extracted, batch_id))
+    new_rows = new_rows.localCheckpoint()  # computed once: the write, the counts and the watermark
 
-    watermark = plan.watermark
-    if plan.watermark_is_max_of:
-        seen = new_rows.where("_op = 'upsert'").agg(F.max(plan.watermark_is_max_of)).first()[0]
-        if seen is not None and (watermark is None or int(seen) > int(watermark["value"])):
-            watermark = {"kind": "serial", "value": int(seen)}
+    seen = None
+    if plan.read.watermark_is_max_of:
+        seen = new_rows.where("_op = 'upsert'").agg(F.max(plan.read.watermark_is_max_of)).first()[0]
+    watermark = plan.watermark(seen)
 
-    iceberg.start_audit_branch(spark, ident, branch)
-    new_rows.writeTo(f"{ident}.branch_{branch}").option("mergeSchema", "true").append()
-    iceberg.commit_properties(spark, ident, branch, {
-        "lakehouse.batch_id": batch_id,
-        "lakehouse.watermark": iceberg.encode(watermark),
-        "lakehouse.package_version": version(PACKAGE),
-    })
+    iceberg.start_audit_branch(spark, ident, plan.branch)
+    new_rows.writeTo(f"{ident}.branch_{plan.branch}").option("mergeSchema", "true").append()
+    iceberg.commit_properties(spark, ident, plan.branch, plan.state_properties(watermark))
     counts = new_rows.groupBy("_op").count().collect()
     by_op = {r["_op"]: r["count"] for r in counts}
     return ExtractResult(spec.name, by_op.get("upsert", 0), by_op.get("delete", 0), watermark, tuple(new_columns))
+
+
+def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: list[TablePlan]) -> list[ExtractResult]:
+    """First loads of ``plans`` (no bronze table yet) as landed files, all in one Spark job
+    (``landing``), then one commit per table creating it with its audit branch, files and state.
+
+    The per-table driver work (planning the ranges, committing) waits on the source and
+    the catalog, so it runs in a few threads.
+    """
+    def job(plan: TablePlan) -> landing.LandingJob:
+        copy_plan = plan_copy(settings, plan.spec, plan.query, max_rows_per_range=landing.LANDING_ROWS_PER_FILE)
+        folder = landing.data_folder(iceberg.table_location(settings.warehouse_uri, plan.ident), plan.batch_id)
+        return landing.LandingJob(plan.ident, copy_plan, folder, plan.batch_id, plan.read.watermark_is_max_of)
+
+    def commit(plan: TablePlan, job: landing.LandingJob, landed: landing.Landed) -> ExtractResult:
+        watermark = plan.watermark(landed.max_value)
+        staged = iceberg.StagedFiles(plan.branch, landed.files, f"_batch_id={plan.batch_id}",
+                                     plan.state_properties(watermark))
+        iceberg.create_table(spark, plan.ident, job.table_schema(), partition_by=["_batch_id"],
+                             properties={"write.spark.accept-any-schema": "true"},
+                             location=iceberg.table_location(settings.warehouse_uri, plan.ident), staged=staged)
+        return ExtractResult(plan.spec.name, landed.rows, 0, watermark)
+
+    if not plans:
+        return []
+    # no Spark write plan names these tables: report their lineage here
+    with lineage.lineage_run(settings, f"{spark.sparkContext.appName}.land_first_loads") as reported, \
+            ThreadPoolExecutor(DRIVER_THREADS) as pool:
+        source_db = postgres.resolve(settings.source, settings)
+        reported.inputs = [lineage.postgres_table(source_db, plan.spec.name) for plan in plans]
+        jobs = list(pool.map(job, plans))
+        landed = landing.land(spark, settings, jobs)
+        results = list(pool.map(commit, plans, jobs, landed))
+        reported.outputs = [
+            lineage.iceberg_table(iceberg.table_location(settings.warehouse_uri, plan.ident),
+                                  [(f.name, f.dataType.simpleString()) for f in job.table_schema().fields],
+                                  done.rows, len(done.files))
+            for plan, job, done in zip(plans, jobs, landed)]
+        return results
+
+
+def extract_tables(spark: SparkSession, settings: LakehouseSettings, specs: list[TableSpec],
+                   interval: DataInterval, state: source.SourceState) -> list[ExtractResult]:
+    """Extract ``specs`` into their audit branches (see module docstring); results in ``specs`` order.
+
+    Raises BatchOrderError when a newer batch is already published, SchemaDriftError
+    on an incompatible source type change, WatermarkError when the watermark would
+    move backwards, SourceSchemaError when the registry names a missing column,
+    UnsupportedSourceType when the COPY reader meets a type it does not map.
+    """
+    with ThreadPoolExecutor(DRIVER_THREADS) as pool:  # catalog and source round trips
+        plans = list(pool.map(lambda spec: plan_table(spark, settings, spec, interval, state), specs))
+    first_loads = [p for p in plans if settings.extract.reader == "copy" and not p.start.exists]
+    results = dict(zip((p.spec.name for p in first_loads), _land_first_loads(spark, settings, first_loads)))
+    for plan in plans:
+        if plan.start.already_published:
+            results[plan.spec.name] = ExtractResult(plan.spec.name, 0, 0, None, skipped=True)
+        elif plan.spec.name not in results:
+            results[plan.spec.name] = _extract_dataframe(spark, settings, plan)
+    return [results[spec.name] for spec in specs]
+
+
+def extract_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec,
+                  interval: DataInterval, state: source.SourceState) -> ExtractResult:
+    """Extract one table (``extract_tables`` for one table; raises the same errors)."""
+    return extract_tables(spark, settings, [spec], interval, state)[0]

@@ -15,12 +15,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
 from lakehouse_core.batch import check_not_older
-from pyspark.sql import functions as F
+from lakehouse_core.spark import catalog_uri_for_cloned_sessions
 
 PUBLISH_TAG = "last_publish"
+NAME_MAPPING = "schema.name-mapping.default"
 PROPERTY_PREFIX = "lakehouse."
 FAILED_BRANCH_RETENTION_MS = 3 * 24 * 3600 * 1000
 
@@ -34,51 +36,107 @@ def audit_branch(batch_id: str) -> str:
     return f"audit_{batch_id}"
 
 
-def _java_table(spark: SparkSession, ident: str) -> Any:
+def java_table(spark: SparkSession, ident: str) -> Any:
     return spark._jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, ident)
 
 
-_TRANSFORMS = {"years": F.years, "months": F.months, "days": F.days, "hours": F.hours}
+_TRANSFORMS = {"years": "year", "months": "month", "days": "day", "hours": "hour"}
 
 
-def partition_column(spec: str) -> Column:
-    """``"days(order_date)"`` → ``F.days(col)``; a bare name → identity partition.
+def _partition_field(spec: str) -> tuple[str, str]:
+    """``"days(order_date)"`` → ``("day", "order_date")``; a bare name → ``("identity", name)``.
 
     Raises ValueError for an unknown transform.
     """
     match = re.fullmatch(r"(\w+)\((\w+)\)", spec.strip())
     if not match:
-        return F.col(spec.strip())
+        return "identity", spec.strip()
     transform, column = match.groups()
     if transform not in _TRANSFORMS:
         raise ValueError(f"unknown partition transform {transform!r} in {spec!r}; expected one of {sorted(_TRANSFORMS)}")
-    return _TRANSFORMS[transform](F.col(column))
+    return _TRANSFORMS[transform], column
 
 
 def table_exists(spark: SparkSession, ident: str) -> bool:
     return bool(spark.catalog.tableExists(ident))
 
 
-def create_table(spark: SparkSession, ident: str, df: DataFrame, partition_by: list[str] | None = None,
-                 properties: dict[str, str] | None = None) -> None:
-    """Create ``ident`` with the schema of ``df`` (no data) and an initial empty snapshot.
+def table_location(warehouse_uri: str, ident: str) -> str:
+    """``<warehouse>/<namespace>/<table>`` for ``ident`` (``<catalog>.<namespace>.<table>``): a folder
+    known before the table exists (pass it to ``create_table``)."""
+    _, namespace, table = ident.split(".")
+    return f"{warehouse_uri.rstrip('/')}/{namespace}/{table}"
 
-    The empty snapshot lets audit branches be created before the first publish.
+
+@dataclass(frozen=True)
+class StagedFiles:
+    """Parquet files already written into one partition of a new table (``partition_path``, e.g.
+    ``_batch_id=<id>``), to be committed on ``branch`` with the snapshot ``properties``."""
+
+    branch: str
+    paths: tuple[str, ...]
+    partition_path: str
+    properties: dict[str, str]
+
+
+def create_table(spark: SparkSession, ident: str, schema: T.StructType, partition_by: list[str] | None = None,
+                 properties: dict[str, str] | None = None, location: str | None = None,
+                 staged: StagedFiles | None = None) -> None:
+    """Create ``ident`` (format v2) with ``schema`` (all columns nullable) and an initial empty
+    snapshot, in one catalog commit.
+
+    The empty snapshot lets audit branches be created before the first publish. ``staged``
+    adds, in the same commit, its branch holding its files (read through the table's name
+    mapping, as they carry no Iceberg field ids; metrics from their footers) and properties.
+    ``partition_by`` takes column names and ``years|months|days|hours(column)``; ``location``
+    fixes the table's folder (default: the catalog's choice).
+    Raises ValueError for an unknown partition transform.
     """
-    writer = df.limit(0).writeTo(ident).using("iceberg").tableProperty("format-version", "2")
+    jvm = spark._jvm
+    catalog_name, namespace, name = ident.split(".")
+    nullable = T.StructType([T.StructField(f.name, f.dataType, True, f.metadata) for f in schema.fields])
+    iceberg_schema = jvm.org.apache.iceberg.spark.SparkSchemaUtil.convert(spark._jsparkSession.parseDataType(nullable.json()))
+    spec = jvm.org.apache.iceberg.PartitionSpec.builderFor(iceberg_schema)
+    for field in partition_by or []:
+        transform, column = _partition_field(field)
+        spec = getattr(spec, transform)(column)
+    catalog = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergCatalog(spark._jsparkSession, catalog_name)
+    builder = (catalog.buildTable(jvm.org.apache.iceberg.catalog.TableIdentifier.parse(f"{namespace}.{name}"), iceberg_schema)
+               .withPartitionSpec(spec.build()).withProperty("format-version", "2"))
     for key, value in (properties or {}).items():
-        writer = writer.tableProperty(key, value)
-    if partition_by:
-        writer = writer.partitionedBy(*(partition_column(p) for p in partition_by))
-    writer.create()
-    table = _java_table(spark, ident)
-    if table.currentSnapshot() is None:
-        table.newAppend().set(f"{PROPERTY_PREFIX}init", "true").commit()
+        builder = builder.withProperty(key, value)
+    if location:
+        builder = builder.withLocation(location)
+    transaction = builder.createTransaction()
+    # by the ids the table assigned (creation renumbers the converted schema's)
+    mapping = jvm.org.apache.iceberg.mapping.MappingUtil.create(transaction.table().schema())
+    transaction.updateProperties().set(NAME_MAPPING, jvm.org.apache.iceberg.mapping.NameMappingParser.toJson(mapping)).commit()
+    transaction.newAppend().set(f"{PROPERTY_PREFIX}init", "true").commit()
+    if staged:
+        _append_staged(jvm, transaction, staged, mapping)
+    transaction.commitTransaction()
+
+
+def _append_staged(jvm: Any, transaction: Any, staged: StagedFiles, mapping: Any) -> None:
+    """Within a create ``transaction``: the branch at the initial snapshot, then its files and properties."""
+    table = transaction.table()
+    transaction.manageSnapshots().createBranch(staged.branch, table.currentSnapshot().snapshotId()).commit()
+    metrics_config = jvm.org.apache.iceberg.MetricsConfig.forTable(table)
+    append = transaction.newFastAppend().toBranch(staged.branch)
+    for path in staged.paths:
+        data_file = table.io().newInputFile(path)
+        metrics = jvm.org.apache.iceberg.parquet.ParquetUtil.fileMetrics(data_file, metrics_config, mapping)
+        append = append.appendFile(jvm.org.apache.iceberg.DataFiles.builder(table.spec()).withInputFile(data_file)
+                                   .withFormat("PARQUET").withPartitionPath(staged.partition_path)
+                                   .withMetrics(metrics).build())
+    for key, value in staged.properties.items():
+        append = append.set(key, value)
+    append.commit()
 
 
 def start_audit_branch(spark: SparkSession, ident: str, branch: str) -> None:
     """(Re)create ``branch`` at ``main``'s head: an unpublished earlier attempt is discarded."""
-    table = _java_table(spark, ident)
+    table = java_table(spark, ident)
     head = table.currentSnapshot().snapshotId()
     manage = table.manageSnapshots()
     if table.refs().containsKey(branch):
@@ -90,7 +148,7 @@ def start_audit_branch(spark: SparkSession, ident: str, branch: str) -> None:
 
 def commit_properties(spark: SparkSession, ident: str, branch: str, properties: dict[str, str]) -> int:
     """Commit an empty snapshot carrying ``properties`` on ``branch``; return its id."""
-    table = _java_table(spark, ident)
+    table = java_table(spark, ident)
     append = table.newAppend().toBranch(branch)
     for key, value in properties.items():
         append = append.set(key, value)
@@ -100,17 +158,17 @@ def commit_properties(spark: SparkSession, ident: str, branch: str, properties: 
 
 
 def branch_exists(spark: SparkSession, ident: str, branch: str) -> bool:
-    return bool(_java_table(spark, ident).refs().containsKey(branch))
+    return bool(java_table(spark, ident).refs().containsKey(branch))
 
 
 def snapshot_id(spark: SparkSession, ident: str, ref: str = "main") -> int | None:
-    snap = _java_table(spark, ident).snapshot(ref)
+    snap = java_table(spark, ident).snapshot(ref)
     return None if snap is None else int(snap.snapshotId())
 
 
 def summary(spark: SparkSession, ident: str, ref: str = PUBLISH_TAG) -> dict[str, str]:
     """The ``lakehouse.*`` summary properties of the snapshot at ``ref`` ({} when absent)."""
-    snap = _java_table(spark, ident).snapshot(ref)
+    snap = java_table(spark, ident).snapshot(ref)
     if snap is None:
         return {}
     return {k: v for k, v in dict(snap.summary()).items() if k.startswith(PROPERTY_PREFIX)}
@@ -118,7 +176,7 @@ def summary(spark: SparkSession, ident: str, ref: str = PUBLISH_TAG) -> dict[str
 
 def published_batches(spark: SparkSession, ident: str) -> set[str]:
     """Batch ids published to ``main`` (ancestors of its head)."""
-    table = _java_table(spark, ident)
+    table = java_table(spark, ident)
     snap = table.currentSnapshot()
     found = set()
     while snap is not None:
@@ -170,7 +228,7 @@ def publish(spark: SparkSession, ident: str, branch: str) -> PublishResult:
     Idempotent: when the branch is gone because an earlier attempt published it, nothing happens.
     Raises PublishError when ``main`` is not an ancestor of the branch (another writer moved it).
     """
-    table = _java_table(spark, ident)
+    table = java_table(spark, ident)
     if not table.refs().containsKey(branch):
         return PublishResult(ident, snapshot_id(spark, ident), already_published=True)
     head = table.snapshot(branch).snapshotId()
@@ -183,10 +241,30 @@ def publish(spark: SparkSession, ident: str, branch: str) -> PublishResult:
     return PublishResult(ident, int(head), already_published=False)
 
 
+def compact(spark: SparkSession, ident: str, min_input_files: int = 5, delete_file_threshold: int = 2) -> dict[str, int]:
+    """Compact ``main`` of ``ident``: bin-pack the small data files of every partition holding at
+    least ``min_input_files`` of them, rewrite data files with at least ``delete_file_threshold``
+    position-delete files (applying the deletes) and drop the deletes left dangling.
+
+    The data read from ``main`` is unchanged (``replace`` snapshots); the ``lakehouse.*`` state
+    stays readable at the ``last_publish`` tag. Call it before an audit branch is started.
+    Returns the procedure's counts (``rewritten_data_files_count``, ``added_data_files_count``,
+    ``removed_delete_files_count``, ...).
+    """
+    catalog_name, table = ident.split(".", 1)
+    options = {"min-input-files": min_input_files, "delete-file-threshold": delete_file_threshold,
+               "remove-dangling-deletes": "true"}
+    rendered = ", ".join(f"'{k}', '{v}'" for k, v in options.items())
+    with catalog_uri_for_cloned_sessions(spark):
+        row = spark.sql(f"CALL {catalog_name}.system.rewrite_data_files(table => '{table}', "
+                        f"options => map({rendered}))").first()
+    return {k: int(v) for k, v in row.asDict().items()}
+
+
 def keep_failed_branch(spark: SparkSession, ident: str, branch: str,
                        retention_ms: int = FAILED_BRANCH_RETENTION_MS) -> None:
     """Keep a branch that failed validation for inspection, expiring after ``retention_ms``."""
-    table = _java_table(spark, ident)
+    table = java_table(spark, ident)
     if table.refs().containsKey(branch):
         table.manageSnapshots().setMaxRefAgeMs(branch, retention_ms).commit()
 

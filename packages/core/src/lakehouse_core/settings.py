@@ -80,8 +80,17 @@ class ExtractSettings(BaseModel):
     lookback_ids: int = 10_000
     # "auto": the simulator's clock table when present, else the database clock.
     source_clock: str = "auto"
-    # "jdbc": Spark's JDBC reader; "copy": key-range COPY streams parsed to Arrow in Spark tasks
-    reader: Literal["jdbc", "copy"] = "jdbc"
+    # "copy": key-range COPY streams parsed to Arrow in Spark tasks (first loads land as files
+    # written by the tasks); "jdbc": Spark's JDBC reader, for source types COPY does not map
+    reader: Literal["jdbc", "copy"] = "copy"
+
+
+class MaintenanceSettings(BaseModel):
+    """Compaction of merged (silver) tables before each run (``lakehouse_core.iceberg.compact``)."""
+
+    compact: bool = True
+    min_input_files: int = Field(5, ge=2)  # small data files of a partition that trigger a bin-pack
+    delete_file_threshold: int = Field(2, ge=1)  # delete files on a data file that trigger its rewrite
 
 
 class LineageSettings(BaseModel):
@@ -113,6 +122,7 @@ class LakehouseSettings(BaseSettings):
     spark: SparkSettings = SparkSettings()
     s3: S3Settings = S3Settings()
     extract: ExtractSettings = ExtractSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
     lineage: LineageSettings = LineageSettings()
 
     @property

@@ -5,9 +5,11 @@ One session per process: layer jobs run all their tables in the session they get
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
+from typing import Iterator
 
 from pyspark.sql import SparkSession
 
@@ -48,6 +50,8 @@ def _catalog_conf(settings: LakehouseSettings) -> dict[str, str]:
         f"{prefix}.jdbc.schema-version": "V1",
         f"{prefix}.warehouse": settings.warehouse_uri,
         f"{prefix}.cache-enabled": "false",
+        # catalog connections (default 2): layers create and commit tables from a few threads
+        f"{prefix}.clients": "8",
     }
     if catalog.password:
         conf[f"{prefix}.jdbc.password"] = catalog.password.get_secret_value()
@@ -145,6 +149,10 @@ def get_spark(settings: LakehouseSettings, app_name: str, parent: ParentRun | No
     return spark
 
 
+_CATALOG_URI = f"spark.sql.catalog.{CATALOG_NAME}.uri"
+_JDBC_URI = "spark.lakehouse.catalog.jdbc-uri"  # the original, kept for cloned sessions
+
+
 def _name_catalog_for_lineage(spark: SparkSession) -> None:
     """Let OpenLineage name datasets of the JDBC catalog.
 
@@ -154,7 +162,26 @@ def _name_catalog_for_lineage(spark: SparkSession) -> None:
     catalog is initialised by now and keeps its own copy of its properties, so the
     session-level value is replaced by the same address without the ``jdbc:`` scheme.
     """
-    key = f"spark.sql.catalog.{CATALOG_NAME}.uri"
-    uri = spark.conf.get(key, "")
+    uri = spark.conf.get(_CATALOG_URI, "")
     if uri.startswith("jdbc:"):
-        spark.conf.set(key, uri.removeprefix("jdbc:").split("?")[0])
+        spark.conf.set(_JDBC_URI, uri)
+        spark.conf.set(_CATALOG_URI, uri.removeprefix("jdbc:").split("?")[0])
+
+
+@contextlib.contextmanager
+def catalog_uri_for_cloned_sessions(spark: SparkSession) -> Iterator[None]:
+    """Give the session conf back its JDBC catalog ``uri`` for the duration of a block.
+
+    Iceberg actions that clone the session (``rewrite_data_files``) initialise the catalog
+    again from the session conf, which ``_name_catalog_for_lineage`` changed for OpenLineage.
+    """
+    jdbc_uri = spark.conf.get(_JDBC_URI, "")
+    if not jdbc_uri:
+        yield
+        return
+    lineage_uri = spark.conf.get(_CATALOG_URI)
+    spark.conf.set(_CATALOG_URI, jdbc_uri)
+    try:
+        yield
+    finally:
+        spark.conf.set(_CATALOG_URI, lineage_uri)

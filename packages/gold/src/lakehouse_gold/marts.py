@@ -87,7 +87,7 @@ def build_mart(spark: SparkSession, settings: LakehouseSettings, mart: Mart, int
         return GoldResult(mart.name, 0, skipped=True)
     df = mart.build(spark, settings, interval).localCheckpoint()
     if not start.exists:
-        iceberg.create_table(spark, ident, df, partition_by=mart.partition_by)
+        iceberg.create_table(spark, ident, df.schema, partition_by=mart.partition_by)
     iceberg.start_audit_branch(spark, ident, branch)
     df.writeTo(f"{ident}.branch_{branch}").overwrite(F.lit(True))
     upstream = {t: iceberg.snapshot_id(spark, identifier("silver", t)) for t in mart.upstream}

@@ -79,6 +79,6 @@ def record(spark: SparkSession, rejected: DataFrame, spec: TableSpec, batch_id: 
     if not iceberg.table_exists(spark, ident):
         if count == 0:
             return 0
-        iceberg.create_table(spark, ident, rows, partition_by=["batch_id"])
+        iceberg.create_table(spark, ident, rows.schema, partition_by=["batch_id"])
     rows.writeTo(ident).overwrite(F.col("batch_id") == batch_id)
     return count

@@ -30,7 +30,7 @@ from lakehouse_silver import pii, quarantine
 from lakehouse_silver.vocabulary import canonical, enum_columns
 
 PACKAGE = "lakehouse-silver"
-BRONZE_META = ("_batch_id", "_ingested_at", "_op", "_row_hash", "_source_xid")
+BRONZE_META = ("_batch_id", "_ingested_at", "_op", "_source_xid")
 
 Transformer = Callable[[DataFrame], DataFrame]
 TRANSFORMERS: dict[str, Transformer] = {}
@@ -112,7 +112,7 @@ def changes_from_bronze(spark: SparkSession, settings: LakehouseSettings, spec: 
     accepted, rejected = quarantine.split(spark, conformed, spec, branch)
     latest = (latest_per_key(accepted, spec).withColumnRenamed("_batch_id", "_source_batch_id")
               .withColumn("_silver_updated_at", F.current_timestamp())
-              .drop("_ingested_at", "_row_hash", "_source_xid", quarantine.RAW_COLUMN))
+              .drop("_ingested_at", "_source_xid", quarantine.RAW_COLUMN))
     return latest, rejected
 
 
@@ -172,18 +172,23 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
 
     new_bronze, head = read_new_bronze(spark, bronze, since)
     latest, rejected = changes_from_bronze(spark, settings, spec, new_bronze, branch)
-    quarantined = quarantine.record(spark, rejected, spec, batch_id)
     changes = latest.localCheckpoint()
     table_columns = changes.drop("_op")
+    if exists:  # an incompatible change fails here, before anything (quarantine included) is written
+        check_evolution(silver, spark.table(silver).schema, table_columns.schema)
+    quarantined = quarantine.record(spark, rejected, spec, batch_id)
 
     new_columns: list[str] = []
     if not exists:
         partition = [f"days({spec.event_time})"] if spec.partitioned else None
-        iceberg.create_table(spark, silver, table_columns, partition_by=partition,
+        iceberg.create_table(spark, silver, table_columns.schema, partition_by=partition,
                              properties={"write.merge.mode": "merge-on-read", "write.delete.mode": "merge-on-read",
                                          "write.update.mode": "merge-on-read"})
     else:
         new_columns = _evolve(spark, silver, table_columns)
+        if settings.maintenance.compact:  # MERGEs leave small files and delete files behind
+            iceberg.compact(spark, silver, settings.maintenance.min_input_files,
+                            settings.maintenance.delete_file_threshold)
     iceberg.start_audit_branch(spark, silver, branch)
     merge_into_branch(spark, silver, branch, changes, spec)
     iceberg.commit_properties(spark, silver, branch, {
