@@ -206,8 +206,8 @@ def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: l
     """
     def job(plan: TablePlan) -> landing.LandingJob:
         copy_plan = plan_copy(settings, plan.spec, plan.query, max_rows_per_range=landing.LANDING_ROWS_PER_FILE)
-        folder = landing.data_folder(iceberg.table_location(settings.warehouse_uri, plan.ident), plan.batch_id)
-        return landing.LandingJob(plan.ident, copy_plan, folder, plan.batch_id, plan.read.watermark_is_max_of)
+        location = iceberg.table_location(settings.warehouse_uri, plan.ident)
+        return landing.LandingJob(plan.ident, copy_plan, location, plan.batch_id, plan.read.watermark_is_max_of)
 
     def commit(plan: TablePlan, job: landing.LandingJob, landed: landing.Landed) -> ExtractResult:
         watermark = plan.watermark(landed.max_value)
@@ -215,7 +215,7 @@ def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: l
                                      plan.state_properties(watermark))
         iceberg.create_table(spark, plan.ident, job.table_schema(), partition_by=["_batch_id"],
                              properties={"write.spark.accept-any-schema": "true"},
-                             location=iceberg.table_location(settings.warehouse_uri, plan.ident), staged=staged)
+                             location=job.location, staged=staged)
         return ExtractResult(plan.spec.name, landed.rows, 0, watermark)
 
     if not plans:
@@ -229,10 +229,9 @@ def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: l
         landed = landing.land(spark, settings, jobs)
         results = list(pool.map(commit, plans, jobs, landed))
         reported.outputs = [
-            lineage.iceberg_table(iceberg.table_location(settings.warehouse_uri, plan.ident),
-                                  [(f.name, f.dataType.simpleString()) for f in job.table_schema().fields],
+            lineage.iceberg_table(job.location, [(f.name, f.dataType.simpleString()) for f in job.table_schema().fields],
                                   done.rows, len(done.files))
-            for plan, job, done in zip(plans, jobs, landed)]
+            for job, done in zip(jobs, landed)]
         return results
 
 

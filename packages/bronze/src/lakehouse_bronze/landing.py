@@ -10,9 +10,9 @@ of the run that loads for the first time, with the COPY reader:
 2. ONE Spark job lands every range of every table, packed into a few tasks of balanced
    size (``pack_tasks``): per range, a task streams it with COPY into Arrow batches (the
    COPY reader's task code), appends ``_batch_id``, ``_ingested_at`` and ``_op``, and
-   writes them as one Parquet file in the table's ``_batch_id=<batch>`` data folder (local disk or S3, with the
-   catalog's FileIO properties), returning the file's path, row count and the maximum of the
-   serial cursor;
+   writes them as one Parquet file in the table's ``_batch_id=<batch>`` data folder
+   (local disk or S3, with the catalog's FileIO properties), returning the file's path,
+   row count and the maximum of the serial cursor;
 3. per table, ONE catalog commit creates the bronze table (schema = the Spark schema the
    COPY reader gives, plus the bronze metadata columns; at that folder) with its audit
    branch holding the files and the ``lakehouse.*`` state properties
@@ -72,9 +72,14 @@ class LandingJob:
 
     ident: str
     plan: CopyPlan
-    folder: str  # data folder of the batch partition, a FileIO location
+    location: str  # the table's folder (``iceberg.table_location``)
     batch_id: str
     max_of: str | None  # serial cursor column whose maximum the tasks report
+
+    @property
+    def folder(self) -> str:
+        """The data folder of the batch's partition."""
+        return data_folder(self.location, self.batch_id)
 
     def file_schema(self) -> pa.Schema:
         """The landed files' schema: the source columns, then the bronze metadata columns."""
