@@ -10,6 +10,7 @@ import pytest
 from lakehouse_simulator.schema import SERIAL_TABLES, SOURCE_TABLES
 
 from .conftest import DAYS, START
+from .invariants import ORDERS_STATUS_VS_TIMESTAMPS
 
 PERIOD_START = dt.datetime.combine(START, dt.time())
 PERIOD_END = PERIOD_START + dt.timedelta(days=DAYS)
@@ -204,16 +205,7 @@ def test_statuses_use_the_contract_vocabulary_and_all_appear(q):
 
 
 def test_status_agrees_with_timestamps(q):
-    bad = q("""
-        SELECT id, status FROM orders WHERE
-            (status = 'Cancelled') <> (cancelled_at IS NOT NULL)
-         OR (status = 'Cancelled') <> (cancel_reason IS NOT NULL)
-         OR (status IN ('Delivered', 'Completed')) <> (delivered_at IS NOT NULL)
-         OR (status NOT IN ('Pending', 'Cancelled') AND confirmed_at IS NULL)
-         OR (status = 'Pending' AND (confirmed_at IS NOT NULL OR delivered_at IS NOT NULL))
-         OR confirmed_at < created_at OR delivered_at < confirmed_at OR cancelled_at < created_at
-         OR updated_at < greatest(confirmed_at, delivered_at, cancelled_at)""")
-    assert bad == []
+    assert q(ORDERS_STATUS_VS_TIMESTAMPS) == []
 
 
 def test_history_replays_each_order_path(q):
