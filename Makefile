@@ -20,7 +20,7 @@ setup:  ## system packages, the workspace venv (uv.lock), the pinned jars
 	bash scripts/install-system-deps.sh
 	$(UV) sync --frozen
 	$(PY) -c "from lakehouse_core import jvm; from lakehouse_core.settings import get_settings as s; \
-	  print(*jvm.resolve([jvm.ICEBERG_SPARK_RUNTIME, jvm.POSTGRES_JDBC, jvm.OPENLINEAGE_SPARK], s().jar_cache), sep='\n')"
+	  print(*jvm.resolve([jvm.ICEBERG_SPARK_RUNTIME, jvm.POSTGRES_JDBC, jvm.OPENLINEAGE_SPARK, jvm.HADOOP_LOCAL_FS], s().jar_cache), sep='\n')"
 
 wheels: setup  ## one wheel per package
 	rm -rf $(WHEELS)

@@ -22,10 +22,10 @@ unless ``--keep``) and its own embedded PostgreSQL:
    bronze_jdbc_seconds (Spark's JDBC reader, the DataFrame path). Tables are dropped (PURGE)
    between repeats, untimed; the safety lag is 0 so the load reads every generated row.
 
-Numbers are medians of ``--repeats`` (3). CPU seconds of this process tree and of the
-PostgreSQL server are recorded per phase, with the load average: the machine may be
-shared, so wall times alone can mislead. Results: a table on stdout and
-``bench/results/bronze.json``.
+Numbers are medians of ``--repeats`` (5: single runs vary by ±20 % here). CPU seconds of
+this process tree and of the PostgreSQL server are recorded per phase, with the load
+average: the machine may be shared, so wall times alone can mislead. Results: a table on
+stdout and ``bench/results/bronze.json``.
 """
 
 from __future__ import annotations
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--home", type=Path, help="state folder (default: a fresh one under /tmp, removed after)")
     parser.add_argument("--keep", action="store_true", help="keep the state folder")
     parser.add_argument("--skip-dlt", action="store_true")

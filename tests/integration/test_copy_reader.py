@@ -10,6 +10,7 @@ keys spread over a huge range (so the key ranges are uneven and mostly empty).
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 
 import pytest
@@ -185,3 +186,46 @@ def test_key_ranges_cover_the_span_without_overlap():
         assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
         assert all(lo < hi for lo, hi in ranges)
         assert len(ranges) == min(parts, high - low + 1)
+
+
+def test_text_like_types_and_domains_equal_the_jdbc_path(worker_spark, copy_settings):
+    """uuid, enum, json, jsonb and numeric columns, and domains (read as their base type): values
+    and schema as the JDBC reader gives them."""
+    from lakehouse_bronze.copy_reader import read_source_copy
+    from lakehouse_bronze.source import read_jdbc
+
+    with contextlib.closing(postgres.connect(copy_settings.source, copy_settings)) as conn, conn.cursor() as cur:
+        cur.execute("DROP TYPE IF EXISTS copy_mood; CREATE TYPE copy_mood AS ENUM ('ok', 'sad');"
+                    "DROP DOMAIN IF EXISTS copy_count; CREATE DOMAIN copy_count AS bigint CHECK (VALUE >= 0);"
+                    "DROP DOMAIN IF EXISTS copy_stamp; CREATE DOMAIN copy_stamp AS timestamp")
+        conn.commit()
+    spec = Registry.load(copy_settings).get("orders")
+    query = ("SELECT src_t.id, md5(src_t.id::text)::uuid AS u, "
+             "(CASE WHEN src_t.id % 2 = 0 THEN 'ok' ELSE 'sad' END)::copy_mood AS mood, "
+             "src_t.id::copy_count AS counted, src_t.created_at::copy_stamp AS stamped, "
+             "jsonb_build_object('id', src_t.id, 'p', src_t.total_price) AS doc, "
+             "'{\"a\":  [1, 2]}'::json AS raw_doc, src_t.total_price FROM public.orders src_t")
+    jdbc = read_jdbc(worker_spark, copy_settings, spec, query)
+    fast = read_source_copy(worker_spark, copy_settings, spec, query)
+    assert [(f.name, f.dataType) for f in fast.schema] == [(f.name, f.dataType) for f in jdbc.schema]
+    expected, got = _sorted_rows(jdbc), _sorted_rows(fast)
+    assert len(got) == len(expected) > 0
+    assert got == expected
+
+
+@pytest.mark.parametrize("expression, value", [
+    ("'infinity'::timestamp", "infinity"),
+    ("'-infinity'::timestamptz", "-infinity"),
+    ("'0044-03-15 BC'::date", "0044-03-15 BC"),
+    ("'infinity'::date", "infinity"),
+    ("'NaN'::numeric", "NaN"),
+    ("0.0000000000000000001::numeric", "0.0000000000000000001"),
+])
+def test_values_spark_cannot_hold_fail_naming_table_column_and_value(worker_spark, copy_settings, expression, value):
+    """Never a wrong or wrapped-around value: the task fails and says which value, where."""
+    from lakehouse_bronze.copy_reader import read_source_copy
+
+    spec = Registry.load(copy_settings).get("orders")
+    query = f"SELECT src_t.id, CASE WHEN src_t.id = 900003 THEN {expression} END AS bad FROM public.orders src_t"
+    with pytest.raises(Exception, match=rf"SourceValueError: source table orders, column bad: .*'{re.escape(value)}'"):
+        read_source_copy(worker_spark, copy_settings, spec, query).collect()

@@ -36,7 +36,7 @@ def test_landed_files_carry_the_source_columns_then_the_bronze_metadata():
 
     source = pa.schema([("id", pa.int64()), ("status", pa.string())])
     plan = CopyPlan(host="h", port=1, user="u", dbname="d", password=None, query="q", key=None, ranges=((0, 0),),
-                    parse_schema=source, arrow_schema=source, spark_schema=None, rows=None)
+                    parse_schema=source, arrow_schema=source, spark_schema=None, table="t")
     job = landing.LandingJob("lakehouse.bronze.t", plan, "file:///x/bronze/t", "b", None)
     assert job.folder == "file:///x/bronze/t/data/_batch_id=b"
     assert job.file_schema().names == ["id", "status", "_batch_id", "_ingested_at", "_op"]

@@ -1,4 +1,4 @@
-"""Bronze fast path: PostgreSQL ``COPY`` → Arrow → Spark, split into key ranges.
+r"""Bronze fast path: PostgreSQL ``COPY`` → Arrow → Spark, split into key ranges.
 
 ``read_source_copy`` is a drop-in replacement for the JDBC reader: same arguments,
 same DataFrame schema and values. Spark's JDBC reader decodes every row in the JVM
@@ -10,9 +10,9 @@ and is CPU-bound at about a quarter of ``COPY`` speed (STACK-NOTES); here
    range when the result is small or the key is not a single integer column);
 2. each range is one Spark task (``spark.range`` with one row per partition, then
    ``mapInArrow``) that opens its own psycopg2 connection and streams
-   ``COPY (SELECT * FROM (<query>) q WHERE key >= lo AND key < hi) TO STDOUT (FORMAT csv)``
-   through a pipe into pyarrow's streaming CSV reader, with the target Arrow type of
-   every column given up front;
+   ``COPY (SELECT * FROM (<query>) q WHERE key >= lo AND key < hi) TO STDOUT`` (text format)
+   through a pipe into pyarrow's streaming CSV reader set for tab-separated fields, with the
+   target Arrow type of every column given up front;
 3. the tasks yield Arrow record batches typed exactly as the JDBC reader types the
    columns: no JDBC row decoding in the JVM and no file written in between; the batches
    feed whatever Spark plan consumes the DataFrame (for bronze, the Iceberg write).
@@ -22,11 +22,14 @@ and is CPU-bound at about a quarter of ``COPY`` speed (STACK-NOTES); here
 Python tasks run with ``$PYSPARK_PYTHON`` (default: a bare ``python3`` from PATH), which
 must be an interpreter with this package installed, as the driver's is.
 
-Why CSV and not ``FORMAT binary``: pyarrow has a C++ CSV parser (≈1–2.5 M rows/s per
-stream here) but no decoder for PostgreSQL's binary format; a pure-Python binary
-decoder splits only ≈90 k rows/s (measured). CSV keeps NULL (unquoted empty field)
-apart from the empty string (``""``) and quotes embedded delimiters, quotes, newlines
-and backslashes, so text round-trips exactly.
+Why the text format: pyarrow has a C++ CSV parser (≈1–2.5 M rows/s per stream here) but
+no decoder for PostgreSQL's binary format; a pure-Python binary decoder splits only
+≈90 k rows/s, and the ADBC PostgreSQL driver's C++ binary decoder cost more client CPU
+than this path (both measured). Of the server's formats, text is the cheapest to produce
+(``FORMAT csv`` costs it ~20–50 % more CPU: quoting decisions per value) and it needs no
+quote handling: NULL is ``\N``, the empty string is empty, and the only escapes are
+``\\``, ``\b``, ``\f``, ``\n``, ``\r``, ``\t``, ``\v``, which are undone per text column, only
+in batches holding a backslash. So text round-trips exactly.
 
 Type mapping (PostgreSQL → Spark, as Spark 3.5's JDBC reader with ``preferTimestampNTZ``,
 field metadata included): ``int2`` → smallint, ``int4`` → int, ``int8`` → bigint,
@@ -36,9 +39,10 @@ float, ``float8`` → double, ``bool`` → boolean, ``text``/``varchar``/``bpcha
 ``timestamptz`` → timestamp_ntz holding the UTC wall time (what JDBC gives when the JVM
 zone is UTC). All fields are nullable, as the JDBC reader makes them.
 Any other type raises ``UnsupportedSourceType`` on the driver, before any task runs
-(use the JDBC reader for such a table). Values the Arrow types cannot hold also fail
-the task instead of loading wrong data: ``'infinity'`` timestamps, BC dates,
-``numeric`` values with more than 18 decimals in an unconstrained column, NaN numerics.
+(use the JDBC reader for such a table). Values the Arrow types cannot hold fail the task
+with ``SourceValueError`` naming the table, column and value instead of loading wrong
+data: ``±infinity`` timestamps and dates, BC dates, ``numeric`` values with more than 18
+decimals in an unconstrained column, NaN numerics.
 
 Each range is read in its own transaction, as with Spark's JDBC reader: a query whose
 predicate calls ``pg_current_snapshot()`` evaluates it per range.
@@ -50,16 +54,18 @@ Parquet (``lakehouse_bronze.landing``). Numbers in bench/results/bronze.json.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import os
+import re
 import threading
 from dataclasses import dataclass
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import psycopg2
+from psycopg2.pool import ThreadedConnectionPool
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
@@ -67,15 +73,19 @@ from pyspark.sql import types as T
 from lakehouse_core import postgres
 from lakehouse_core.registry import TableSpec
 from lakehouse_core.settings import LakehouseSettings
+from lakehouse_bronze import source
 
 #: Results up to this many rows are read as one range (the JDBC reader's threshold too).
 SPLIT_THRESHOLD = 50_000
-#: Bytes of CSV per Arrow record batch.
+#: Bytes of COPY text per Arrow record batch.
 BLOCK_SIZE = 4 << 20
-#: Session settings that fix the text form of values for the CSV parser.
+#: Session settings that fix the text form of values for the parser.
 SESSION_OPTIONS = "-c DateStyle=ISO,YMD -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3"
 
 _INTEGER_KEYS = ("int2", "int4", "int8")
+_CSV_COLUMN = re.compile(r"CSV column #(\d+)")
+#: The escapes COPY's text format writes (besides ``\\``), and what they stand for.
+_ESCAPES = (("\\b", "\b"), ("\\f", "\f"), ("\\n", "\n"), ("\\r", "\r"), ("\\t", "\t"), ("\\v", "\v"))
 _TEXT = ("text", "varchar", "bpchar", "name", "json", "jsonb", "uuid", "xml", "citext")
 
 
@@ -83,11 +93,15 @@ class UnsupportedSourceType(TypeError):
     """A result column has a PostgreSQL type the COPY reader does not map (use the JDBC reader)."""
 
 
+class SourceValueError(ValueError):
+    """A source value its column's Arrow/Spark type cannot hold (message: table, column, value)."""
+
+
 @dataclass(frozen=True)
 class SourceColumn:
     """One result column: its name and PostgreSQL type, and how it is parsed and typed.
 
-    ``parse_type`` is the Arrow type the CSV text is parsed into, ``arrow_type`` the type of
+    ``parse_type`` is the Arrow type the COPY text is parsed into, ``arrow_type`` the type of
     the batches handed to Spark (they differ for ``timestamptz`` only), ``metadata`` the
     Spark field metadata the JDBC reader attaches (``isSigned``, ``scale`` and, for
     ``varchar(n)``/``char(n)``, Spark's char/varchar marker), so both schemas are equal.
@@ -111,7 +125,7 @@ class CopyPlan:
 
     ``ranges`` are half-open key ranges on ``key``; ``key`` is None for a single unsplit read.
     ``rows`` is the result's size as planned (single integer key; an estimate when large), else None.
-    Picklable: it is shipped to the tasks.
+    ``table`` names the source table in errors. Picklable: it is shipped to the tasks.
     """
 
     host: str
@@ -125,6 +139,7 @@ class CopyPlan:
     parse_schema: pa.Schema
     arrow_schema: pa.Schema
     spark_schema: T.StructType
+    table: str
     rows: int | None = None
 
     def range_rows(self, index: int) -> float:
@@ -154,12 +169,14 @@ def map_type(name: str, pg_type: str, typtype: str, typmod: int) -> SourceColumn
     if pg_type == "int8":
         return column(pa.int64(), T.LongType(), signed=True)
     if pg_type == "numeric":
+        # parsed as text and cast, so that a value the decimal cannot hold is named in the error
         if typmod < 4:  # unconstrained numeric: Spark's JDBC default decimal(38,18)
-            return column(pa.decimal128(38, 18), T.DecimalType(38, 18), signed=True)
+            return column(pa.decimal128(38, 18), T.DecimalType(38, 18), signed=True, parse=pa.string())
         precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
         if precision > 38:
             raise UnsupportedSourceType(f"column {name}: numeric({precision},{scale}) exceeds Spark's precision 38")
-        return column(pa.decimal128(precision, scale), T.DecimalType(precision, scale), signed=True, scale=scale)
+        return column(pa.decimal128(precision, scale), T.DecimalType(precision, scale), signed=True, scale=scale,
+                      parse=pa.string())
     if pg_type == "float4":
         return column(pa.float32(), T.FloatType(), signed=True, scale=8)
     if pg_type == "float8":
@@ -233,7 +250,7 @@ def _range_sql(job: CopyPlan, index: int) -> str:
         # the first range also takes NULL keys, as Spark's JDBC partitioning does
         null = f" OR {key} IS NULL" if index == 0 else ""
         select += f" WHERE ({key} >= {int(lo)} AND {key} < {int(hi)}){null}"
-    return f"COPY ({select}) TO STDOUT WITH (FORMAT csv)"
+    return f"COPY ({select}) TO STDOUT"
 
 
 def _csv_options(schema: pa.Schema) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
@@ -241,10 +258,10 @@ def _csv_options(schema: pa.Schema) -> tuple[pacsv.ReadOptions, pacsv.ParseOptio
     names = [f"c{i}" for i in range(len(schema))]
     return (
         pacsv.ReadOptions(column_names=names, block_size=BLOCK_SIZE, use_threads=False),
-        pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
-        pacsv.ConvertOptions(column_types=dict(zip(names, schema.types)), null_values=[""],
-                             strings_can_be_null=True, quoted_strings_can_be_null=False,
-                             true_values=["t"], false_values=["f"]),
+        # COPY text: tab-separated, no quoting; escapes are kept here and undone by _unescape
+        pacsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False, ignore_empty_lines=False),
+        pacsv.ConvertOptions(column_types=dict(zip(names, schema.types)), null_values=["\\N"],
+                             strings_can_be_null=True, true_values=["t"], false_values=["f"]),
     )
 
 
@@ -268,12 +285,7 @@ def _copy_range(job: CopyPlan, index: int) -> Iterator[pa.RecordBatch]:
     try:
         with os.fdopen(read_fd, "rb", buffering=1 << 20) as source:
             if source.peek(1):  # an empty result is an empty stream, which the CSV reader refuses
-                read, parse, convert = _csv_options(job.parse_schema)
-                cast = job.parse_schema != job.arrow_schema
-                for batch in pacsv.open_csv(source, read_options=read, parse_options=parse,
-                                            convert_options=convert):
-                    batch = pa.RecordBatch.from_arrays(batch.columns, schema=job.parse_schema)
-                    yield batch.cast(job.arrow_schema) if cast else batch
+                yield from _parse(job, source)
     finally:
         if producer.is_alive():  # the consumer stopped early or failed: stop the COPY
             conn.cancel()
@@ -283,24 +295,71 @@ def _copy_range(job: CopyPlan, index: int) -> Iterator[pa.RecordBatch]:
         raise failure[0]
 
 
+def _parse(job: CopyPlan, source: BinaryIO) -> Iterator[pa.RecordBatch]:
+    """The batches of a COPY text stream, typed as planned; a value its column's type cannot hold
+    raises SourceValueError naming the table, the column and the value."""
+    read, parse, convert = _csv_options(job.parse_schema)
+    try:
+        for batch in pacsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert):
+            yield pa.RecordBatch.from_arrays([_cast(job, i, _unescape(column)) for i, column in enumerate(batch.columns)],
+                                             schema=job.arrow_schema)
+    except pa.ArrowInvalid as exc:  # a text the CSV parser cannot convert (pyarrow names the value)
+        found = _CSV_COLUMN.search(str(exc))
+        column = job.parse_schema.field(int(found.group(1))).name if found else "?"
+        raise SourceValueError(f"source table {job.table}, column {column}: {exc}") from None
+
+
+def _unescape(column: pa.Array) -> pa.Array:
+    r"""A text column with COPY's escapes undone (unchanged when it holds no backslash, the usual case).
+
+    ``\\`` first becomes NUL, which text values cannot contain, so ``\\n`` stays a backslash and an n.
+    """
+    if not pa.types.is_string(column.type) or not pc.any(pc.match_substring(column, "\\")).as_py():
+        return column
+    column = pc.replace_substring(column, "\\\\", "\0")
+    for escape, char in _ESCAPES:
+        column = pc.replace_substring(column, escape, char)
+    return pc.replace_substring(column, "\0", "\\")
+
+
+def _cast(job: CopyPlan, index: int, column: pa.Array) -> pa.Array:
+    """Column ``index`` from its parsed to its planned type (text → decimal, UTC → wall time)."""
+    target = job.arrow_schema.field(index)
+    if column.type == target.type:
+        return column
+    try:
+        return column.cast(target.type)
+    except pa.ArrowInvalid as exc:
+        bad = next(value for value in column.to_pylist() if not _fits(value, column.type, target.type))
+        raise SourceValueError(f"source table {job.table}, column {target.name}: value {bad!r} does not fit "
+                               f"{target.type} ({exc})") from None
+
+
+def _fits(value: object, source: pa.DataType, target: pa.DataType) -> bool:
+    try:
+        pa.array([value], source).cast(target)
+        return True
+    except pa.ArrowInvalid:
+        return False
+
+
 def _read_partitions(plan: CopyPlan, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     for batch in batches:
         for index in batch.column(0).to_pylist():
             yield from _copy_range(plan, index)
 
 
-def plan_copy(settings: LakehouseSettings, spec: TableSpec, query: str,
-              num_partitions: int | None = None, max_rows_per_range: int | None = None) -> CopyPlan:
+def plan_copy(settings: LakehouseSettings, spec: TableSpec, query: str, num_partitions: int | None = None,
+              max_rows_per_range: int | None = None, pool: ThreadedConnectionPool | None = None) -> CopyPlan:
     """Plan the read of ``query`` on the driver: result columns and key ranges (see read_source_copy).
 
-    ``max_rows_per_range`` raises the number of ranges above ``num_partitions`` where needed.
-    Raises UnsupportedSourceType for a column type without a mapping.
+    ``max_rows_per_range`` raises the number of ranges above ``num_partitions`` where needed;
+    ``pool`` lends the connection (``source.connection_pool``). Raises UnsupportedSourceType for a
+    column type without a mapping.
     """
     db = postgres.resolve(settings.source, settings)
     password = db.password.get_secret_value() if db.password else None
-    conn = psycopg2.connect(host=db.host, port=db.port or 5432, user=db.user, dbname=db.dbname, password=password,
-                            application_name="lakehouse-bronze-copy")
-    with contextlib.closing(conn), conn.cursor() as cur:
+    with source.connection(settings, pool) as conn, conn.cursor() as cur:
         columns = source_columns(cur, query)
         key, ranges, rows = None, ((0, 0),), None
         by_name = {c.name: c for c in columns}
@@ -328,7 +387,7 @@ def plan_copy(settings: LakehouseSettings, spec: TableSpec, query: str,
                     query=query, key=key, ranges=ranges,
                     parse_schema=pa.schema([pa.field(c.name, c.parse_type) for c in columns]),
                     arrow_schema=pa.schema([pa.field(c.name, c.arrow_type) for c in columns]),
-                    spark_schema=T.StructType([c.field for c in columns]), rows=rows)
+                    spark_schema=T.StructType([c.field for c in columns]), table=spec.name, rows=rows)
 
 
 def read_source_copy(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec, query: str,

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import version
 
+from psycopg2.pool import ThreadedConnectionPool
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -146,8 +147,9 @@ def read_source(spark: SparkSession, settings: LakehouseSettings, spec: TableSpe
 
 
 def plan_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec, interval: DataInterval,
-               state: source.SourceState) -> TablePlan:
-    """Where ``spec``'s bronze table stands and what this batch reads from the source.
+               state: source.SourceState, pool: ThreadedConnectionPool | None = None) -> TablePlan:
+    """Where ``spec``'s bronze table stands and what this batch reads from the source (``pool`` lends
+    the source connection).
 
     Raises BatchOrderError, WatermarkError, SourceSchemaError (see ``extract_tables``).
     """
@@ -155,7 +157,7 @@ def plan_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec
     start = iceberg.start_batch(spark, ident, interval.batch_id)
     cursor_type = None
     if spec.cursor and not spec.uses_commit_cursor:
-        cursor_type = source.column_type(settings, spec.name, spec.cursor)
+        cursor_type = source.column_type(settings, spec.name, spec.cursor, pool)
     read = cursors.plan_read(spec, cursor_type, start.state("watermark"), state, interval, settings)
     query = source.select(spec, read.predicate, columns="src_t.*" + read.extra_columns)
     return TablePlan(spec, ident, interval.batch_id, start, read, query)
@@ -197,7 +199,8 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
     return ExtractResult(spec.name, by_op.get("upsert", 0), by_op.get("delete", 0), watermark, tuple(new_columns))
 
 
-def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: list[TablePlan]) -> list[ExtractResult]:
+def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: list[TablePlan],
+                      connections: ThreadedConnectionPool) -> list[ExtractResult]:
     """First loads of ``plans`` (no bronze table yet) as landed files, all in one Spark job
     (``landing``), then one commit per table creating it with its audit branch, files and state.
 
@@ -205,7 +208,8 @@ def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: l
     the catalog, so it runs in a few threads.
     """
     def job(plan: TablePlan) -> landing.LandingJob:
-        copy_plan = plan_copy(settings, plan.spec, plan.query, max_rows_per_range=landing.LANDING_ROWS_PER_FILE)
+        copy_plan = plan_copy(settings, plan.spec, plan.query, max_rows_per_range=landing.LANDING_ROWS_PER_FILE,
+                              pool=connections)
         location = iceberg.table_location(settings.warehouse_uri, plan.ident)
         return landing.LandingJob(plan.ident, copy_plan, location, plan.batch_id, plan.read.watermark_is_max_of)
 
@@ -222,12 +226,12 @@ def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: l
         return []
     # no Spark write plan names these tables: report their lineage here
     with lineage.lineage_run(settings, f"{spark.sparkContext.appName}.land_first_loads") as reported, \
-            ThreadPoolExecutor(DRIVER_THREADS) as pool:
+            ThreadPoolExecutor(DRIVER_THREADS) as threads:
         source_db = postgres.resolve(settings.source, settings)
         reported.inputs = [lineage.postgres_table(source_db, plan.spec.name) for plan in plans]
-        jobs = list(pool.map(job, plans))
+        jobs = list(threads.map(job, plans))
         landed = landing.land(spark, settings, jobs)
-        results = list(pool.map(commit, plans, jobs, landed))
+        results = list(threads.map(commit, plans, jobs, landed))
         reported.outputs = [
             lineage.iceberg_table(job.location, [(f.name, f.dataType.simpleString()) for f in job.table_schema().fields],
                                   done.rows, len(done.files))
@@ -244,10 +248,12 @@ def extract_tables(spark: SparkSession, settings: LakehouseSettings, specs: list
     move backwards, SourceSchemaError when the registry names a missing column,
     UnsupportedSourceType when the COPY reader meets a type it does not map.
     """
-    with ThreadPoolExecutor(DRIVER_THREADS) as pool:  # catalog and source round trips
-        plans = list(pool.map(lambda spec: plan_table(spark, settings, spec, interval, state), specs))
-    first_loads = [p for p in plans if settings.extract.reader == "copy" and not p.start.exists]
-    results = dict(zip((p.spec.name for p in first_loads), _land_first_loads(spark, settings, first_loads)))
+    with source.connection_pool(settings, DRIVER_THREADS) as connections:
+        with ThreadPoolExecutor(DRIVER_THREADS) as threads:  # catalog and source round trips
+            plans = list(threads.map(lambda spec: plan_table(spark, settings, spec, interval, state, connections), specs))
+        first_loads = [p for p in plans if settings.extract.reader == "copy" and not p.start.exists]
+        landed = _land_first_loads(spark, settings, first_loads, connections)
+    results = dict(zip((p.spec.name for p in first_loads), landed))
     for plan in plans:
         if plan.start.already_published:
             results[plan.spec.name] = ExtractResult(plan.spec.name, 0, 0, None, skipped=True)

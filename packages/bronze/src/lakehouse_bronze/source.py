@@ -7,10 +7,14 @@ parameters), never text taken from outside.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Iterator
 
+import psycopg2.extensions
+from psycopg2.pool import ThreadedConnectionPool
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse_core import postgres
@@ -77,9 +81,38 @@ def source_state(settings: LakehouseSettings) -> SourceState:
         return SourceState(db_now, snapshot)
 
 
-def column_type(settings: LakehouseSettings, table: str, column: str) -> str:
+@contextlib.contextmanager
+def connection_pool(settings: LakehouseSettings, size: int) -> Iterator[ThreadedConnectionPool]:
+    """Up to ``size`` source connections that the driver's planning threads share, closed at the end
+    (a new connection costs the server a process and cold catalog caches)."""
+    db = postgres.resolve(settings.source, settings)
+    pool = ThreadedConnectionPool(0, size, host=db.host, port=db.port or 5432, user=db.user, dbname=db.dbname,
+                                  password=db.password.get_secret_value() if db.password else None,
+                                  application_name="lakehouse-bronze")
+    try:
+        yield pool
+    finally:
+        pool.closeall()
+
+
+@contextlib.contextmanager
+def connection(settings: LakehouseSettings, pool: ThreadedConnectionPool | None = None
+               ) -> Iterator[psycopg2.extensions.connection]:
+    """An autocommit source connection: borrowed from ``pool`` (and given back), else a new one (closed after)."""
+    conn = pool.getconn() if pool else postgres.connect(settings.source, settings)
+    conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        if pool:
+            pool.putconn(conn)
+        else:
+            conn.close()
+
+
+def column_type(settings: LakehouseSettings, table: str, column: str, pool: ThreadedConnectionPool | None = None) -> str:
     """The PostgreSQL data type of ``table.column``; raises SourceSchemaError naming both when absent."""
-    with postgres.connect(settings.source, settings) as conn, conn.cursor() as cur:
+    with connection(settings, pool) as conn, conn.cursor() as cur:
         cur.execute("SELECT data_type FROM information_schema.columns "
                     "WHERE table_schema = 'public' AND table_name = %s AND column_name = %s", (table, column))
         row = cur.fetchone()

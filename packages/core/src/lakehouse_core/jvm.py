@@ -40,6 +40,8 @@ ICEBERG_SPARK_RUNTIME = MavenArtifact(
 ICEBERG_AWS_BUNDLE = MavenArtifact("org.apache.iceberg", "iceberg-aws-bundle", ICEBERG_VERSION)
 POSTGRES_JDBC = MavenArtifact("org.postgresql", "postgresql", POSTGRES_JDBC_VERSION)
 OPENLINEAGE_SPARK = MavenArtifact("io.openlineage", f"openlineage-spark_{SCALA_VERSION}", OPENLINEAGE_SPARK_VERSION)
+#: Hadoop's ``file:`` file system without a forked ``chmod`` per file created (java.nio instead).
+HADOOP_LOCAL_FS = MavenArtifact("com.globalmentor", "hadoop-bare-naked-local-fs", "0.1.0")
 
 
 class ArtifactResolutionError(RuntimeError):

@@ -142,12 +142,24 @@ class EmbeddedPostgres:
                        capture_output=True, text=True)
 
 
+#: (cluster folder, port, database) already started and created by this process.
+_READY: set[tuple[Path, int, str]] = set()
+
+
 def resolve(db: PostgresSettings, settings: LakehouseSettings) -> PostgresSettings:
-    """Fill host and port of ``db`` from the embedded server (started on demand) when unset."""
+    """Fill host and port of ``db`` from the embedded server (started on demand) when unset.
+
+    Checked once per process and database (a probe is a server round trip and a connection),
+    again when the server's port or pid file changed.
+    """
     if db.host is not None:
         return db
-    port = EmbeddedPostgres.for_settings(settings).start()
-    _ensure_database(port, db.dbname)
+    server = EmbeddedPostgres.for_settings(settings)
+    port = server.port
+    if port is None or (server.root, port, db.dbname) not in _READY or not (server.data_dir / "postmaster.pid").exists():
+        port = server.start()
+        _ensure_database(port, db.dbname)
+        _READY.add((server.root, port, db.dbname))
     return db.model_copy(update={"host": "127.0.0.1", "port": port})
 
 
