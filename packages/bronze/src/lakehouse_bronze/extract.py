@@ -248,7 +248,7 @@ def extract_tables(spark: SparkSession, settings: LakehouseSettings, specs: list
     move backwards, SourceSchemaError when the registry names a missing column,
     UnsupportedSourceType when the COPY reader meets a type it does not map.
     """
-    with source.connection_pool(settings, DRIVER_THREADS) as connections:
+    with source.connection_pool(settings, max(1, min(DRIVER_THREADS, len(specs)))) as connections:
         with ThreadPoolExecutor(DRIVER_THREADS) as threads:  # catalog and source round trips
             plans = list(threads.map(lambda spec: plan_table(spark, settings, spec, interval, state, connections), specs))
         first_loads = [p for p in plans if settings.extract.reader == "copy" and not p.start.exists]

@@ -83,10 +83,10 @@ def source_state(settings: LakehouseSettings) -> SourceState:
 
 @contextlib.contextmanager
 def connection_pool(settings: LakehouseSettings, size: int) -> Iterator[ThreadedConnectionPool]:
-    """Up to ``size`` source connections that the driver's planning threads share, closed at the end
-    (a new connection costs the server a process and cold catalog caches)."""
+    """``size`` source connections that the driver's planning threads share (opened at once, kept
+    between uses, closed at the end): a new connection costs the server a process and cold caches."""
     db = postgres.resolve(settings.source, settings)
-    pool = ThreadedConnectionPool(0, size, host=db.host, port=db.port or 5432, user=db.user, dbname=db.dbname,
+    pool = ThreadedConnectionPool(size, size, host=db.host, port=db.port or 5432, user=db.user, dbname=db.dbname,
                                   password=db.password.get_secret_value() if db.password else None,
                                   application_name="lakehouse-bronze")
     try:
