@@ -42,7 +42,7 @@ def java_class(spark: SparkSession, name: str) -> JavaClass:
 
     Not ``spark._jvm.org.apache...``: Py4J resolves that one dotted segment per round trip,
     first trying each package prefix as a class, and every miss searches all jars on the
-    classpath: ~0.1 s of CPU per table commit here (measured with JFR).
+    class path (the largest JVM cost of table commits in JFR samples before this).
     """
     return JavaClass(name, spark.sparkContext._gateway._gateway_client)
 
