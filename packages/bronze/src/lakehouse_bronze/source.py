@@ -85,9 +85,7 @@ def source_state(settings: LakehouseSettings) -> SourceState:
 def connection_pool(settings: LakehouseSettings, size: int) -> Iterator[ThreadedConnectionPool]:
     """``size`` source connections that the driver's planning threads share (opened at once, kept
     between uses, closed at the end): a new connection costs the server a process and cold caches."""
-    db = postgres.resolve(settings.source, settings)
-    pool = ThreadedConnectionPool(size, size, host=db.host, port=db.port or 5432, user=db.user, dbname=db.dbname,
-                                  password=db.password.get_secret_value() if db.password else None,
+    pool = ThreadedConnectionPool(size, size, **postgres.connection_params(settings.source, settings),
                                   application_name="lakehouse-bronze")
     try:
         yield pool

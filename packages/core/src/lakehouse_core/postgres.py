@@ -15,7 +15,7 @@ import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import psycopg2
 import psycopg2.extensions
@@ -175,13 +175,16 @@ def _ensure_database(port: int, dbname: str) -> None:
         conn.close()
 
 
+def connection_params(db: PostgresSettings, settings: LakehouseSettings) -> dict[str, Any]:
+    """psycopg2 connection arguments of ``db`` (embedded server started on demand)."""
+    db = resolve(db, settings)
+    return {"host": db.host, "port": db.port or 5432, "user": db.user, "dbname": db.dbname,
+            "password": db.password.get_secret_value() if db.password else None}
+
+
 def connect(db: PostgresSettings, settings: LakehouseSettings) -> psycopg2.extensions.connection:
     """Open a psycopg2 connection to ``db`` (embedded server started on demand)."""
-    db = resolve(db, settings)
-    return psycopg2.connect(
-        host=db.host, port=db.port or 5432, user=db.user, dbname=db.dbname,
-        password=db.password.get_secret_value() if db.password else None,
-    )
+    return psycopg2.connect(**connection_params(db, settings))
 
 
 def jdbc_url(db: PostgresSettings) -> str:
