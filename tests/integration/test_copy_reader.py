@@ -177,6 +177,29 @@ def test_a_failing_range_fails_the_read(worker_spark, copy_settings, split_small
         read_source_copy(worker_spark, copy_settings, spec, query, 2).collect()
 
 
+def test_ranges_read_on_one_connection_and_a_stopped_stream_leaves_it_usable(copy_settings, split_small, monkeypatch):
+    """Landing tasks read all their ranges on one source connection; a range whose reader stops
+    early is cancelled on the server, and the connection reads the next range completely."""
+    from lakehouse_bronze import copy_reader
+    from lakehouse_bronze.copy_reader import plan_copy
+
+    monkeypatch.setattr(copy_reader, "BLOCK_SIZE", 1 << 12)  # many batches per range: stop mid-stream
+
+    spec = Registry.load(copy_settings).get("customer_activity_log")
+    plan = plan_copy(copy_settings, spec, _query("customer_activity_log"), num_partitions=4)
+    assert len(plan.ranges) == 4
+    with contextlib.closing(plan.connect()) as conn:
+        backend = conn.get_backend_pid()
+        stopped = plan.read_range(0, conn)
+        next(stopped)  # the first batch only, then the reader goes away
+        stopped.close()
+        rows = [sum(batch.num_rows for batch in plan.read_range(i, conn)) for i in range(len(plan.ranges))]
+        assert conn.get_backend_pid() == backend and not conn.closed
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM public.customer_activity_log")
+            assert sum(rows) == cur.fetchone()[0] > 0
+
+
 def test_key_ranges_cover_the_span_without_overlap():
     from lakehouse_bronze.copy_reader import key_ranges
 
