@@ -37,14 +37,39 @@ def audit_branch(batch_id: str) -> str:
     return f"audit_{batch_id}"
 
 
-def java_class(spark: SparkSession, name: str) -> JavaClass:
-    """The Java class ``name`` (fully qualified) in the session's JVM.
+class JavaStatics:
+    """A Java class whose static members are looked up once: Py4J asks the JVM what a name is
+    on every attribute access of a ``JavaClass`` (300 of a bronze first load's ~2,000 commit
+    round trips were such lookups). Calling it calls the constructor."""
+
+    def __init__(self, java_class: JavaClass, client: Any):
+        self._class, self.client = java_class, client
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and friends probe these: not Java members
+            raise AttributeError(name)
+        member = self.__dict__[name] = getattr(self._class, name)
+        return member
+
+    def __call__(self, *args: Any) -> Any:
+        return self._class(*args)
+
+
+_CLASSES: dict[str, JavaStatics] = {}
+
+
+def java_class(spark: SparkSession, name: str) -> JavaStatics:
+    """The Java class ``name`` (fully qualified) in the session's JVM, its static members cached.
 
     Not ``spark._jvm.org.apache...``: Py4J resolves that one dotted segment per round trip,
     first trying each package prefix as a class, and every miss searches all jars on the
     class path (the largest JVM cost of table commits in JFR samples before this).
     """
-    return JavaClass(name, spark.sparkContext._gateway._gateway_client)
+    client = spark.sparkContext._gateway._gateway_client
+    cached = _CLASSES.get(name)
+    if cached is None or cached.client is not client:  # a new session has a new gateway
+        cached = _CLASSES[name] = JavaStatics(JavaClass(name, client), client)
+    return cached
 
 
 def java_table(spark: SparkSession, ident: str) -> Any:
@@ -104,7 +129,7 @@ def create_table(spark: SparkSession, ident: str, schema: T.StructType, partitio
     fixes the table's folder (default: the catalog's choice).
     Raises ValueError for an unknown partition transform.
     """
-    def iceberg(name: str) -> JavaClass:
+    def iceberg(name: str) -> JavaStatics:
         return java_class(spark, f"org.apache.iceberg.{name}")
 
     catalog_name, namespace, name = ident.split(".")
@@ -131,12 +156,12 @@ def create_table(spark: SparkSession, ident: str, schema: T.StructType, partitio
         table = transaction.table()
         transaction.manageSnapshots().createBranch(staged.branch, table.currentSnapshot().snapshotId()).commit()
         metrics = _footer_metrics(spark, iceberg("MetricsConfig").forTable(table), mapping)
-        data_files = iceberg("DataFiles")
+        data_files, io, table_spec = iceberg("DataFiles"), table.io(), table.spec()
         append = transaction.newFastAppend().toBranch(staged.branch)
         for path in staged.paths:
-            data_file = table.io().newInputFile(path)
-            append = append.appendFile(data_files.builder(table.spec()).withInputFile(data_file).withFormat("PARQUET")
-                                       .withPartitionPath(staged.partition_path).withMetrics(metrics(data_file))
+            data_file = io.newInputFile(path)
+            append = append.appendFile(data_files.builder(table_spec).withInputFile(data_file).withFormat("PARQUET")
+                                       .withPartitionPath(staged.partition_path).withMetrics(metrics(path, data_file))
                                        .build())
         for key, value in staged.properties.items():
             append = append.set(key, value)
@@ -144,8 +169,9 @@ def create_table(spark: SparkSession, ident: str, schema: T.StructType, partitio
     transaction.commitTransaction()
 
 
-def _footer_metrics(spark: SparkSession, metrics_config: Any, mapping: Any) -> Callable[[Any], Any]:
-    """A function giving the Iceberg ``Metrics`` of a Parquet data file (an Iceberg ``InputFile``) from its footer.
+def _footer_metrics(spark: SparkSession, metrics_config: Any, mapping: Any) -> Callable[[str, Any], Any]:
+    """A function giving the Iceberg ``Metrics`` of a Parquet data file (its location and Iceberg ``InputFile``)
+    from its footer.
 
     ``ParquetUtil.fileMetrics`` opens each footer with a new Hadoop ``Configuration``, which
     parses Hadoop's default XML resources again: two thirds of a bronze first-load commit's
@@ -158,8 +184,7 @@ def _footer_metrics(spark: SparkSession, metrics_config: Any, mapping: Any) -> C
     no_field_metrics = java_class(spark, "java.util.stream.Stream").empty
     conf = spark.sparkContext._jsc.hadoopConfiguration()
 
-    def metrics(data_file: Any) -> Any:
-        location = data_file.location()
+    def metrics(location: str, data_file: Any) -> Any:
         if not location.startswith("file:"):
             return parquet_util.fileMetrics(data_file, metrics_config, mapping)
         footer = reader.open(conf, hadoop_path(location))
