@@ -8,8 +8,8 @@ of the run that loads for the first time, with the COPY reader:
    most LANDING_ROWS_PER_FILE rows) and the table's folder
    (``<warehouse>/bronze/<table>``);
 2. ONE Spark job lands every range of every table, packed into a few tasks of balanced
-   size (``pack_tasks``): per range, a task streams it with COPY into Arrow batches (the
-   COPY reader's task code), appends ``_batch_id``, ``_ingested_at`` and ``_op``, and
+   size (``pack_tasks``), each task with one source connection for all its ranges: per
+   range, a task streams it with COPY into Arrow batches (the COPY reader's task code), appends ``_batch_id``, ``_ingested_at`` and ``_op``, and
    writes them as one Parquet file in the table's ``_batch_id=<batch>`` data folder
    (local disk or S3, with the catalog's FileIO properties), returning the file's path,
    row count and the maximum of the serial cursor;
