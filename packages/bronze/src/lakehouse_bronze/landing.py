@@ -9,10 +9,10 @@ of the run that loads for the first time, with the COPY reader:
    (``<warehouse>/bronze/<table>``);
 2. ONE Spark job lands every range of every table, packed into a few tasks of balanced
    size (``pack_tasks``), each task with one source connection for all its ranges: per
-   range, a task streams it with COPY into Arrow batches (the COPY reader's task code), appends ``_batch_id``, ``_ingested_at`` and ``_op``, and
-   writes them as one Parquet file in the table's ``_batch_id=<batch>`` data folder
-   (local disk or S3, with the catalog's FileIO properties), returning the file's path,
-   row count and the maximum of the serial cursor;
+   range, a task streams it with COPY into Arrow batches (the COPY reader's task code),
+   appends ``_batch_id``, ``_ingested_at`` and ``_op``, and writes them as one Parquet file
+   in the table's ``_batch_id=<batch>`` data folder (local disk or S3, with the catalog's
+   FileIO properties), returning the file's path, row count and the serial cursor's maximum;
 3. per table, ONE catalog commit creates the bronze table (schema = the Spark schema the
    COPY reader gives, plus the bronze metadata columns; at that folder) with its audit
    branch holding the files and the ``lakehouse.*`` state properties

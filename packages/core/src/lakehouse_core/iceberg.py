@@ -40,7 +40,8 @@ def audit_branch(batch_id: str) -> str:
 class JavaStatics:
     """A Java class whose static members are looked up once: Py4J asks the JVM what a name is
     on every attribute access of a ``JavaClass`` (300 of a bronze first load's ~2,000 commit
-    round trips were such lookups). Calling it calls the constructor."""
+    round trips were such lookups). A static field's value is read once (use it for constants).
+    Calling it calls the constructor."""
 
     def __init__(self, java_class: JavaClass, client: Any):
         self._class, self.client = java_class, client
