@@ -263,8 +263,8 @@ def bench_bronze(settings, specs, counts: dict[str, int], meter: CpuMeter, repea
     pass (the baseline again, under the same machine load as the pass it is compared with).
 
     Not alternating readers: a JDBC pass leaves the JVM busy (27 CPU-s of allocation to collect)
-    and the COPY passes after it measured that (0.43–0.48x COPY in runs alternating, 0.50–0.52x in
-    runs without JDBC passes, same code)."""
+    and the COPY-reader pass after it measured that (8.4 CPU-s per pass then, 6.4 CPU-s after a
+    COPY-reader pass)."""
     from lakehouse_core.spark import get_spark
 
     start_t, spark = timed(meter, lambda: get_spark(settings, "bench-bronze"))
