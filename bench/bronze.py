@@ -262,9 +262,8 @@ def bench_bronze(settings, specs, counts: dict[str, int], meter: CpuMeter, repea
     """Bronze passes per reader, the COPY reader's first; before each COPY-reader pass, one ``copy_text``
     pass (the baseline again, under the same machine load as the pass it is compared with).
 
-    Not alternating readers: a JDBC pass leaves the JVM busy (27 CPU-s of allocation to collect)
-    and the COPY-reader pass after it measured that (8.4 CPU-s per pass then, 6.4 CPU-s after a
-    COPY-reader pass)."""
+    Not alternating readers: a COPY-reader pass right after a JDBC pass (27 CPU-s in the JVM) took
+    8.4 CPU-s, against 6.4 after a COPY-reader pass."""
     from lakehouse_core.spark import get_spark
 
     start_t, spark = timed(meter, lambda: get_spark(settings, "bench-bronze"))
