@@ -377,8 +377,6 @@ def plan_copy(settings: LakehouseSettings, spec: TableSpec, query: str, num_part
     ``pool`` lends the connection (``source.connection_pool``). Raises UnsupportedSourceType for a
     column type without a mapping.
     """
-    db = postgres.resolve(settings.source, settings)
-    password = db.password.get_secret_value() if db.password else None
     with source.connection(settings, pool) as conn, conn.cursor() as cur:
         columns = source_columns(cur, query)
         key, ranges, rows = None, ((0, 0),), None
@@ -403,8 +401,7 @@ def plan_copy(settings: LakehouseSettings, spec: TableSpec, query: str, num_part
                 key = None  # one range, no predicate
             else:
                 ranges = tuple(key_ranges(low, high, min(parts, math.ceil(count / SPLIT_THRESHOLD))))
-    return CopyPlan(host=db.host, port=db.port or 5432, user=db.user, dbname=db.dbname, password=password,
-                    query=query, key=key, ranges=ranges,
+    return CopyPlan(**postgres.connection_params(settings.source, settings), query=query, key=key, ranges=ranges,
                     parse_schema=pa.schema([pa.field(c.name, c.parse_type) for c in columns]),
                     arrow_schema=pa.schema([pa.field(c.name, c.arrow_type) for c in columns]),
                     spark_schema=T.StructType([c.field for c in columns]), table=spec.name, rows=rows)
