@@ -1,6 +1,7 @@
 # Two commands for a new machine:  make demo  |  make test
 SHELL := /bin/bash
-export PATH := $(HOME)/.local/bin:$(PATH)
+# .tools/bin: uv when scripts/install-system-deps.sh installed it (project-local, only the uv binary)
+export PATH := $(CURDIR)/.tools/bin:$(HOME)/.local/bin:$(PATH)
 export GX_ANALYTICS_ENABLED := false
 
 UV ?= uv

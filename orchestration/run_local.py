@@ -34,7 +34,8 @@ def airflow_environment(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        # INFO shows every task's output (what the layer commands print)
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "lakehouse",
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
             {"type": "file", "log_file_path": str(lineage_dir / "airflow-events.jsonl"), "append": True}),
@@ -69,10 +70,12 @@ def main() -> int:
     dag = bag.get_dag(DAG_ID)
     zone = os.environ.get("LAKEHOUSE_BUSINESS_ZONE", "Asia/Ho_Chi_Minh")
     run = dag.test(logical_date=pendulum.parse(args.logical_date, tz=zone))
-    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    instances = run.get_task_instances()
+    states = {ti.task_id: str(ti.state) for ti in instances}
+    tries = {ti.task_id: ti.try_number for ti in instances}
     interval = {"start": run.data_interval_start.isoformat(), "end": run.data_interval_end.isoformat()}
     if args.states_json:
-        args.states_json.write_text(json.dumps({"states": states, "run_state": str(run.state),
+        args.states_json.write_text(json.dumps({"states": states, "tries": tries, "run_state": str(run.state),
                                                 "data_interval": interval}, indent=2))
     for task_id, state in states.items():
         print(f"{task_id:<20} {state}")

@@ -5,7 +5,6 @@ set -euo pipefail
 scale=$1 seed=$2 start=$3 days=$4
 root=$(cd "$(dirname "$0")/.." && pwd)
 export LAKEHOUSE_RUNTIME_BIN="$root/dist/runtime/bin"
-export LAKEHOUSE_EXPECTATIONS_DIR="$root/expectations"
 lakehouse="$root/.venv/bin/lakehouse"
 trap '"$lakehouse" db stop >/dev/null' EXIT
 

@@ -1,8 +1,28 @@
 #!/usr/bin/env bash
 # Install the system packages the platform needs (Debian): a Java 17 runtime for Spark,
 # Maven (resolves the pinned jars), PostgreSQL server binaries (embedded source + catalog),
-# and uv (Python workspace tool, from PyPI). Safe to run repeatedly.
+# and uv (Python workspace tool). Safe to run repeatedly: a second run does nothing.
+#
+# uv, when not on PATH already, goes into a project-local virtual environment (.tools/uv-venv):
+# Debian's python3 has no pip and refuses `pip install` into itself (PEP 668). Only the uv binary
+# is linked into .tools/bin, which the Makefile puts first on PATH.
+#
+# LAKEHOUSE_SETUP_DRY_RUN=1 prints each installing command ("would run: ...") instead of running it.
 set -euo pipefail
+
+tools="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools"
+uv_venv="$tools/uv-venv"
+# a previous run's uv counts as installed even when the caller's PATH lacks .tools/bin
+export PATH="$tools/bin:$PATH"
+
+# Every command that changes the machine goes through here, so a dry run shows the whole plan.
+run() {
+  if [ "${LAKEHOUSE_SETUP_DRY_RUN:-}" = 1 ]; then
+    printf 'would run:'; printf ' %q' "$@"; printf '\n'
+  else
+    "$@"
+  fi
+}
 
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
@@ -11,14 +31,24 @@ if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev
   missing+=(postgresql)
 fi
 command -v runuser >/dev/null || missing+=(util-linux)
+# uv needs `python3 -m venv`; Debian ships ensurepip (which venv uses for pip) only in python3-venv
+if ! command -v uv >/dev/null && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  missing+=(python3-venv)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+  run $sudo_cmd apt-get update -qq
+  # env, not a VAR=value prefix: sudo would drop the variable from the environment
+  run $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
 if ! command -v uv >/dev/null; then
-  echo "installing uv"
-  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
+  echo "installing uv into $uv_venv (only uv itself is linked into $tools/bin)"
+  # keep a venv left by an interrupted run; pip then only finishes the install
+  [ -x "$uv_venv/bin/python" ] || run python3 -m venv "$uv_venv"
+  run "$uv_venv/bin/python" -m pip install --quiet uv
+  run mkdir -p "$tools/bin"
+  # relative link: still valid when the clone is moved
+  run ln -sfn ../uv-venv/bin/uv "$tools/bin/uv"
 fi

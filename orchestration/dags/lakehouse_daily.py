@@ -5,6 +5,10 @@ its tables in one Spark application, from the environment that holds the built
 layer wheels (``LAKEHOUSE_RUNTIME_BIN``), never from the source tree. A batch is
 the run's data interval: reruns of a published batch are no-ops, and a gate that
 fails leaves ``main`` untouched and fails its task.
+
+Retries are for infrastructure failures only: a command that exits with
+``EXIT_DETERMINISTIC`` (a failing expectation, a refused batch, bad settings or data)
+fails its task at once, since running it again cannot succeed.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from pathlib import Path
 import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from lakehouse_core.errors import EXIT_DETERMINISTIC
 from lakehouse_core.registry import Registry
 from lakehouse_core.settings import get_settings
 
@@ -39,11 +45,30 @@ LINEAGE_ENV = {
     "OPENLINEAGE_ROOT_PARENT_RUN_ID": "{{ %s.lineage_root_run_id(task_instance) }}" % OL,
 }
 
+def raise_for_exit_code(exit_code: int) -> None:
+    """Fail a task without retry on ``EXIT_DETERMINISTIC``; any other non-zero code may be retried."""
+    if exit_code == EXIT_DETERMINISTIC:
+        raise AirflowFailException(f"lakehouse command failed deterministically (exit {exit_code}): not retried")
+    if exit_code != 0:
+        raise AirflowException(f"lakehouse command failed (exit {exit_code}); it may be retried")
+
+
+class LakehouseCommand(BashOperator):
+    """A ``lakehouse`` command whose exit code decides whether a failure is retried."""
+
+    def execute(self, context):
+        result = self.subprocess_hook.run_command(command=["bash", "-c", self.bash_command],
+                                                  env=self.get_env(context), output_encoding=self.output_encoding,
+                                                  cwd=self.cwd)
+        raise_for_exit_code(result.exit_code)
+        return result.output
+
+
 STEPS = [
     ("bronze_extract", f"bronze extract --tables {TABLES}"),
-    ("bronze_gate", "gate bronze"),
+    ("bronze_gate", f"gate bronze --tables {TABLES}"),
     ("silver_transform", f"silver transform --tables {TABLES}"),
-    ("silver_gate", "gate silver"),
+    ("silver_gate", f"gate silver --tables {TABLES}"),
     ("gold_build", "gold build"),
     ("gold_gate", "gate gold"),
 ]
@@ -60,7 +85,7 @@ with DAG(
 ) as dag:
     previous = None
     for task_id, command in STEPS:
-        task = BashOperator(
+        task = LakehouseCommand(
             task_id=task_id,
             bash_command=f"{LAKEHOUSE} {command} {INTERVAL}",
             env=LINEAGE_ENV,

@@ -7,8 +7,10 @@ every OpenLineage event against the official schemas in ``../shared/openlineage-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from lakehouse_core import iceberg
+from lakehouse_core.errors import EXIT_DETERMINISTIC, EXIT_RETRYABLE
 
 pytestmark = pytest.mark.airflow
 
@@ -33,22 +36,61 @@ def runtime_bin() -> Path:
     return path
 
 
+def run_dag(env: dict[str, str], home: Path, logical_date: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """One DAG run (``run_local.py``): the process and its ``{states, tries, data_interval}``."""
+    states = home / f"states-{logical_date}.json"
+    proc = subprocess.run([sys.executable, str(REPO / "orchestration" / "run_local.py"),
+                           "--logical-date", logical_date, "--states-json", str(states)],
+                          env=env, capture_output=True, text=True, timeout=900)
+    return proc, json.loads(states.read_text()) if states.exists() else None
+
+
 @pytest.fixture(scope="module")
-def dag_run(tmp_path_factory, runtime_bin):
+def e2e_env(tmp_path_factory, runtime_bin):
+    """A state folder with a simulated shop; the tasks find their suites in the installed wheels
+    (no LAKEHOUSE_EXPECTATIONS_DIR)."""
     home = tmp_path_factory.mktemp("airflow-e2e")
-    env = {**os.environ, "LAKEHOUSE_HOME": str(home), "LAKEHOUSE_RUNTIME_BIN": str(runtime_bin),
-           "LAKEHOUSE_EXPECTATIONS_DIR": str(REPO / "expectations"), "LAKEHOUSE_LINEAGE__ENABLED": "true"}
+    env = {k: v for k, v in os.environ.items() if k != "LAKEHOUSE_EXPECTATIONS_DIR"}
+    env |= {"LAKEHOUSE_HOME": str(home), "LAKEHOUSE_RUNTIME_BIN": str(runtime_bin), "LAKEHOUSE_LINEAGE__ENABLED": "true",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"}  # the tasks' output is part of the run's output
     lakehouse = [str(runtime_bin / "lakehouse")]
     subprocess.run([*lakehouse, "simulate", "--scale", "0.01", "--seed", "3", "--days", "3", "--reset"],
                    env=env, check=True, capture_output=True)
-    states = home / "states.json"
     try:
-        proc = subprocess.run([sys.executable, str(REPO / "orchestration" / "run_local.py"),
-                               "--logical-date", "2023-01-04", "--states-json", str(states)],
-                              env=env, capture_output=True, text=True, timeout=900)
-        yield home, proc, json.loads(states.read_text()) if states.exists() else None
+        yield home, env
     finally:
         subprocess.run([*lakehouse, "db", "stop"], env=env, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def dag_run(e2e_env):
+    home, env = e2e_env
+    proc, result = run_dag(env, home, "2023-01-04")
+    return home, proc, result
+
+
+@pytest.fixture(scope="module")
+def failing_gate_run(dag_run, e2e_env, runtime_bin):
+    """The next day, with an order whose total is negative: the bronze gate fails."""
+    home, env = e2e_env
+    subprocess.run([str(runtime_bin / "lakehouse"), "simulate-advance", "--days", "1", "--seed", "3",
+                    "--scale", "0.01"], env=env, check=True, capture_output=True)
+    with _source(home) as cur:
+        cur.execute("UPDATE orders SET total_price = -5 WHERE id = (SELECT max(id) FROM orders)")
+    return run_dag(env, home, "2023-01-05")
+
+
+@contextlib.contextmanager
+def _source(home: Path):
+    import psycopg2
+
+    port = (home / "postgres" / "port").read_text().strip()
+    conn = psycopg2.connect(host="127.0.0.1", port=port, user="lakehouse", dbname="shop")
+    try:
+        with conn, conn.cursor() as cur:
+            yield cur
+    finally:
+        conn.close()
 
 
 def test_every_task_succeeded(dag_run):
@@ -56,6 +98,65 @@ def test_every_task_succeeded(dag_run):
     assert result is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert result["states"] == {t: "success" for t in TASKS}, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert result["data_interval"] == {"start": "2023-01-02T17:00:00+00:00", "end": "2023-01-03T17:00:00+00:00"}
+
+
+def test_a_successful_run_logs_no_error_line(dag_run):
+    """Nothing that is not an error is logged as one (Spark, OpenLineage, Great Expectations, Airflow)."""
+    _, proc, result = dag_run
+    assert result is not None and set(result["states"].values()) == {"success"}
+    output = proc.stdout + proc.stderr
+    assert "bronze.orders" in output  # the tasks' own output is part of what was read
+    errors = [line for line in output.splitlines() if re.search(r"\bERROR\b", line)]
+    assert errors == [], "\n".join(errors[:20])
+    # a warning about a class-loader set-up the platform does not have (lakehouse_core/log4j2.properties)
+    assert "illegal reflective access" not in output
+
+
+def test_no_personal_data_in_lineage_reports_or_logs(dag_run):
+    """Emails and phones of the source stay in bronze: not in lineage events, quality reports,
+    Data Docs, validation results or the run's log output."""
+    home, proc, _ = dag_run
+    with _source(home) as cur:
+        cur.execute("SELECT email, phone FROM customers")
+        clear = {value for row in cur.fetchall() for value in row if value}
+    assert len(clear) > 10
+    places = [path for folder in ("lineage", "quality", "data_docs", "gx") for path in (home / folder).rglob("*")
+              if path.is_file()]
+    assert any(p.parent.name == "lineage" for p in places) and any(p.parent.name == "quality" for p in places)
+    for path in places:
+        text = path.read_text(errors="replace")
+        assert not [v for v in clear if v in text], path
+    assert not [v for v in clear if v in proc.stdout + proc.stderr]
+
+
+def test_a_failing_gate_fails_its_task_without_retry(failing_gate_run):
+    """A failing expectation is deterministic: the gate's task fails on its first try (retries are
+    for infrastructure failures), nothing downstream runs, the report names the row."""
+    proc, result = failing_gate_run
+    assert result is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert result["states"]["bronze_extract"] == "success"
+    assert result["states"]["bronze_gate"] == "failed"
+    assert result["tries"]["bronze_gate"] == 1, result
+    assert {result["states"][t] for t in TASKS[2:]} == {"upstream_failed"}
+    assert "expect_column_values_to_be_between(total_price)" in proc.stdout + proc.stderr
+
+
+def test_exit_codes_decide_retries():
+    """Exit 3 (a deterministic failure) fails the task for good; other codes stay retryable."""
+    sys.path.insert(0, str(REPO / "orchestration" / "dags"))
+    try:
+        from lakehouse_daily import raise_for_exit_code
+    finally:
+        sys.path.pop(0)
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    raise_for_exit_code(0)
+    with pytest.raises(AirflowFailException):
+        raise_for_exit_code(EXIT_DETERMINISTIC)
+    for code in (1, EXIT_RETRYABLE, 137):
+        with pytest.raises(AirflowException) as failure:
+            raise_for_exit_code(code)
+        assert not isinstance(failure.value, AirflowFailException)
 
 
 def test_tasks_ran_the_built_wheels(dag_run, runtime_bin):

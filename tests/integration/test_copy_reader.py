@@ -252,3 +252,125 @@ def test_values_spark_cannot_hold_fail_naming_table_column_and_value(worker_spar
     query = f"SELECT src_t.id, CASE WHEN src_t.id = 900003 THEN {expression} END AS bad FROM public.orders src_t"
     with pytest.raises(Exception, match=rf"SourceValueError: source table orders, column bad: .*'{re.escape(value)}'"):
         read_source_copy(worker_spark, copy_settings, spec, query).collect()
+
+
+def test_a_task_value_error_reaches_the_driver_as_itself(worker_spark, copy_settings):
+    """Spark hands the driver a task's traceback as text; bronze raises it again as SourceValueError
+    (one line in the CLI, exit 3) instead of a Py4J/Python worker traceback."""
+    from lakehouse_bronze.copy_reader import SourceValueError, read_source_copy, task_errors
+
+    spec = Registry.load(copy_settings).get("orders")
+    query = "SELECT src_t.id, CASE WHEN src_t.id = 900003 THEN 'NaN'::numeric END AS bad FROM public.orders src_t"
+    with pytest.raises(SourceValueError, match=r"^source table orders, column bad: .*'NaN'") as failed:
+        with task_errors():
+            read_source_copy(worker_spark, copy_settings, spec, query).collect()
+    assert "\n" not in str(failed.value)
+
+
+#: Long ``notes`` of the ``big_orders`` copy of orders (issue 10): id → SQL expression. Sizes around the
+#: reader's BLOCK_SIZE (4 MiB) and far above it; COPY writes a newline, tab or backslash as two bytes.
+BIG_NOTES = {
+    900_100: "(SELECT string_agg(md5(g::text), '') FROM generate_series(1, 327680) g) || ' Nguyễn 😀'",  # 10 MiB +
+    900_101: "repeat('y', 4194305)",  # BLOCK_SIZE + 1 bytes
+    900_102: "repeat('z', 4194304)",  # BLOCK_SIZE
+    900_103: "repeat('w', 4194303)",  # BLOCK_SIZE - 1
+    900_104: "repeat(E'line\\n\\ttab\\\\back\\r\\\\N\\\\.ü', 400000)",  # 8.4 MB, 10.8 MB as COPY text
+    900_105: "repeat(E'\\\\', 3000000)",  # 3 MB of backslashes: 6 MB as COPY text
+    900_106: "''",
+    900_107: "'\\N'",
+}
+
+
+@pytest.fixture(scope="module")
+def big_orders(copy_settings):
+    """``public.big_orders``: the first 40 orders (small notes), then rows whose ``notes`` are up to
+    10 MiB long; returns the source's (id, octet_length, md5) of every row's ``notes``."""
+    with contextlib.closing(postgres.connect(copy_settings.source, copy_settings)) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS public.big_orders; CREATE TABLE public.big_orders (LIKE public.orders);"
+                    "INSERT INTO public.big_orders SELECT * FROM public.orders WHERE id < 900000 ORDER BY id LIMIT 40")
+        columns = ("customer_id, payment_id, shipping_id, discount_id, location_id, logistics_partner_id, "
+                   "order_channel_id, order_code || '{suffix}', order_date, status, is_active, created_at, updated_at, "
+                   "total_price, profit, {notes}, confirmed_at, delivered_at, cancelled_at, cancel_reason")
+        for i, (key, notes) in enumerate(BIG_NOTES.items()):
+            select = columns.format(suffix="-big", notes=notes)
+            cur.execute(f"INSERT INTO public.big_orders SELECT {key}, {select} "
+                        "FROM public.big_orders WHERE id < 900000 ORDER BY id LIMIT 1 OFFSET %s", (i,))
+        # small rows after the big ones too, so long rows sit between short ones in every range
+        select = columns.format(suffix="-after", notes="notes")
+        cur.execute(f"INSERT INTO public.big_orders SELECT id + 900200, {select} "
+                    "FROM public.big_orders WHERE id < 900000")
+        cur.execute("SELECT id, octet_length(notes), md5(notes) FROM public.big_orders")
+        expected = sorted(cur.fetchall())
+        conn.commit()
+    assert {row[0] for row in expected} >= set(BIG_NOTES)
+    assert max(row[1] or 0 for row in expected) > 10 << 20
+    return expected
+
+
+def _digests(ids, notes) -> list[tuple]:
+    """(id, octet length, md5) of each ``notes`` value, as PostgreSQL computes them."""
+    import hashlib
+
+    return sorted((i, None, None) if n is None else (i, len(n.encode()), hashlib.md5(n.encode()).hexdigest())
+                  for i, n in zip(ids, notes))
+
+
+def test_values_larger_than_a_block_arrive_intact(worker_spark, copy_settings, split_small, big_orders):
+    """Issue 10: a 10 MiB ``notes`` failed the read ("straddling object straddles two block boundaries");
+    values of any size arrive byte for byte, and every other column as the JDBC reader gives it."""
+    from pyspark.sql import functions as F
+
+    spec = Registry.load(copy_settings).get("orders")
+    jdbc, fast = _both(worker_spark, copy_settings, spec, _query("big_orders"), partitions=3)
+    assert fast.rdd.getNumPartitions() == 3
+    assert fast.schema == jdbc.schema
+    digest = F.concat_ws(":", F.octet_length("notes"), F.md5(F.col("notes").cast("binary")))
+    expected, got = (_sorted_rows(df.withColumn("notes", digest)) for df in (jdbc, fast))
+    assert len(got) == len(expected) == len(big_orders)
+    assert got == expected
+    rows = fast.select("id", F.octet_length("notes"), F.md5(F.col("notes").cast("binary"))).collect()
+    assert sorted(tuple(row) for row in rows) == big_orders
+
+
+@pytest.mark.parametrize("block_size", [None, 1 << 12])
+def test_read_range_reads_values_larger_than_a_block(copy_settings, split_small, big_orders, monkeypatch, block_size):
+    """The landing path (``CopyPlan.read_range``): every range's batches hold the source values byte
+    for byte, with the reader's block size and with a tiny one (rows spanning many chunks)."""
+    from lakehouse_bronze import copy_reader
+    from lakehouse_bronze.copy_reader import plan_copy
+
+    if block_size:
+        monkeypatch.setattr(copy_reader, "BLOCK_SIZE", block_size)
+    spec = Registry.load(copy_settings).get("orders")
+    plan = plan_copy(copy_settings, spec, _query("big_orders"), num_partitions=3)
+    assert len(plan.ranges) == 3
+    ids, notes = [], []
+    with contextlib.closing(plan.connect()) as conn:
+        for index in range(len(plan.ranges)):
+            for batch in plan.read_range(index, conn):
+                assert batch.schema == plan.arrow_schema
+                ids += batch.column("id").to_pylist()
+                notes += batch.column("notes").to_pylist()
+    assert _digests(ids, notes) == big_orders
+
+
+@pytest.mark.parametrize("expression, value", [
+    ("'infinity'::date", "infinity"),  # refused by the CSV reader
+    ("'NaN'::numeric", "NaN"),  # refused by the cast
+])
+def test_a_bad_value_after_long_rows_names_its_column(copy_settings, big_orders, monkeypatch, expression, value):
+    """Rows read in chunks: a bad value in a later chunk, behind rows longer than a block, still
+    names its table and column."""
+    from lakehouse_bronze import copy_reader
+    from lakehouse_bronze.copy_reader import SourceValueError, plan_copy
+
+    monkeypatch.setattr(copy_reader, "BLOCK_SIZE", 1 << 12)
+    spec = Registry.load(copy_settings).get("orders")
+    query = (f"SELECT src_t.id, src_t.notes, CASE WHEN src_t.id = (SELECT max(id) FROM public.big_orders) "
+             f"THEN {expression} END AS bad FROM public.big_orders src_t ORDER BY src_t.id")
+    plan = plan_copy(copy_settings, spec, query)
+    assert len(plan.ranges) == 1
+    with pytest.raises(SourceValueError, match=rf"^source table orders, column bad: .*'{re.escape(value)}'") as failed:
+        for _ in plan.read_range(0):
+            pass
+    assert "column ?" not in str(failed.value)

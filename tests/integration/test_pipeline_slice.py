@@ -10,17 +10,21 @@ from __future__ import annotations
 import functools
 import json
 import operator
+import shutil
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
 from lakehouse_core import iceberg, postgres
 from lakehouse_core.batch import BatchOrderError, DataInterval
+from lakehouse_core.errors import EXIT_DETERMINISTIC, UpstreamNotPublishedError
 from lakehouse_core.quality import QualityGateFailed, run_gate
 from lakehouse_core.registry import Registry, identifier
 
 pytestmark = pytest.mark.spark
+REPO = Path(__file__).resolve().parents[2]
 
 DAY1 = DataInterval.parse("2023-01-04T00:00:00+07:00", "2023-01-05T00:00:00+07:00")
 DAY2 = DataInterval.parse("2023-01-05T00:00:00+07:00", "2023-01-06T00:00:00+07:00")
@@ -52,30 +56,41 @@ def advance_clock(settings, to: str) -> None:
         conn.commit()
 
 
-def run_batch(spark, settings, interval: DataInterval):
-    """One daily run of the slice, layer by layer, each gated."""
-    from lakehouse_bronze.extract import extract_table
+def extract(spark, settings, interval: DataInterval):
+    """Bronze extract of every registered table (one run: one source state)."""
+    from lakehouse_bronze.extract import extract_tables
     from lakehouse_bronze.source import source_state
-    from lakehouse_gold.marts import MARTS, build_mart
+
+    return extract_tables(spark, settings, Registry.load(settings).in_dependency_order(), interval,
+                          source_state(settings))
+
+
+def transform(spark, settings, interval: DataInterval):
     from lakehouse_silver.transform import transform_table
 
-    tables = Registry.load(settings).in_dependency_order()
-    state = source_state(settings)
-    for spec in tables:
-        extract_table(spark, settings, spec, interval, state)
+    return [transform_table(spark, settings, spec, interval) for spec in Registry.load(settings).in_dependency_order()]
+
+
+def build_gold(spark, settings, interval: DataInterval):
+    from lakehouse_gold.marts import MARTS, build_mart
+
+    return [build_mart(spark, settings, mart, interval) for mart in MARTS.values()]
+
+
+def run_batch(spark, settings, interval: DataInterval):
+    """One daily run of the slice, layer by layer, each gated."""
+    extract(spark, settings, interval)
     run_gate(spark, settings, "bronze", interval.batch_id)
-    for spec in tables:
-        transform_table(spark, settings, spec, interval)
+    transform(spark, settings, interval)
     run_gate(spark, settings, "silver", interval.batch_id)
-    for mart in MARTS.values():
-        build_mart(spark, settings, mart, interval)
+    build_gold(spark, settings, interval)
     return run_gate(spark, settings, "gold", interval.batch_id)
 
 
 def test_first_batch_lands_every_layer(spark, shop):
     settings = shop
     report = run_batch(spark, settings, DAY1)
-    assert report.success and report.published == ["mart_daily_sales"]
+    assert report.success and report.published == ["gold.mart_daily_sales"]
 
     (source_orders,) = source_rows(settings, "SELECT count(*) FROM orders")[0]
     assert source_orders > 50
@@ -120,7 +135,10 @@ def test_rerun_of_published_batch_changes_nothing(spark, shop):
     assert {t: iceberg.snapshot_id(spark, t) for t in tables} == before
 
 
-def test_second_batch_merges_source_changes(spark, shop):
+FUTURE_PAYMENT_OFFSET = 10  # the payment row batch 2 dates months ahead of the source clock
+
+
+def test_second_batch_merges_source_changes(spark, shop, tmp_path):
     settings = shop
     (order_id,) = source_rows(settings, "SELECT min(id) FROM orders WHERE status <> 'Cancelled'")[0]
     with postgres.connect(settings.source, settings) as conn, conn.cursor() as cur:
@@ -136,6 +154,12 @@ def test_second_batch_merges_source_changes(spark, shop):
                         "WHERE id = (SELECT id FROM payment ORDER BY id LIMIT 1 OFFSET %s)", (spelling, offset))
         cur.execute("INSERT INTO order_items (order_id, product_id, unit_price, quantity, amount, created_at) "
                     "VALUES (99999999, 1, 10, 1, 10, '2023-01-05 09:00')")
+        # a tier outside the vocabulary: the customer (name, email, phone) goes to quarantine
+        cur.execute("ALTER TABLE customers DROP CONSTRAINT customers_tier_check")
+        cur.execute("UPDATE customers SET tier = 'Diamond' WHERE id = (SELECT max(id) FROM customers)")
+        # a payment change dated months ahead of the source clock: left for a later batch, and counted
+        cur.execute("UPDATE payment SET amount = amount + 1, updated_at = '2023-06-01 00:00' "
+                    "WHERE id = (SELECT id FROM payment ORDER BY id LIMIT 1 OFFSET %s)", (FUTURE_PAYMENT_OFFSET,))
         conn.commit()
     with postgres.connect(settings.source, settings) as conn, conn.cursor() as cur:
         # schema evolution at the source: a new column and a widened one
@@ -147,7 +171,45 @@ def test_second_batch_merges_source_changes(spark, shop):
         deleted_line = cur.fetchone()[0]
         conn.commit()
     advance_clock(settings, "2023-01-06 00:00")
-    run_batch(spark, settings, DAY2)
+    extracted = {r.table: r for r in extract(spark, settings, DAY2)}
+    bronze_report = run_gate(spark, settings, "bronze", DAY2.batch_id)
+    transform(spark, settings, DAY2)
+
+    # quarantine rows are staged on the audit branch with silver, not written to main
+    quarantined = identifier("quarantine", "silver_customers")
+    branch = iceberg.audit_branch(DAY2.batch_id)
+    assert spark.table(quarantined).count() == 0
+    assert iceberg.read_ref(spark, quarantined, branch).count() == 1
+    # a failing silver gate publishes neither silver nor quarantine
+    strict = tmp_path / "expectations"
+    shutil.copytree(REPO / "expectations", strict)
+    suite = json.loads((strict / "silver" / "order_items.json").read_text())
+    suite["expectations"].append({"type": "expect_column_values_to_be_between", "kwargs": {"column": "quantity",
+                                  "max_value": 0}, "meta": {"severity": "fail"}})
+    (strict / "silver" / "order_items.json").write_text(json.dumps(suite))
+    with pytest.raises(QualityGateFailed):
+        run_gate(spark, settings.model_copy(update={"expectations_dir": strict}), "silver", DAY2.batch_id)
+    assert spark.table(quarantined).count() == 0
+    assert iceberg.branch_exists(spark, quarantined, branch)
+    silver_report = run_gate(spark, settings, "silver", DAY2.batch_id)
+    assert "quarantine.silver_customers" in silver_report.published
+    assert spark.table(quarantined).count() == 1
+    build_gold(spark, settings, DAY2)
+    run_gate(spark, settings, "gold", DAY2.batch_id)
+
+    # the future-dated payment version is not in bronze, but counted and reported with a warning
+    (future_id,) = source_rows(settings, "SELECT id FROM payment ORDER BY id LIMIT 1 OFFSET %s",
+                               (FUTURE_PAYMENT_OFFSET,))[0]
+    assert extracted["payment"].deferred_rows >= 1 and extracted["payment"].future_rows == 1
+    assert extracted["orders"].deferred_rows == 0  # xmin cursors have no upper bound
+    assert spark.table("lakehouse.bronze.payment").where(f"id = {future_id} AND _batch_id = '{DAY2.batch_id}'").count() == 0
+    assert iceberg.summary(spark, identifier("bronze", "payment"))["lakehouse.future_rows"] == "1"
+    batch_checks = next(t for t in bronze_report.tables if t.table == "bronze._batch")
+    future = next(o for o in batch_checks.outcomes if o.column == "future_rows")
+    assert (future.success, future.severity, future.failing_keys) == (False, "warn", [{"table": "bronze.payment"}])
+    written = json.loads((settings.quality_dir / f"bronze-{DAY2.batch_id}.json").read_text())
+    payment_state = next(t["state"] for t in written["tables"] if t["table"] == "bronze.payment")
+    assert payment_state["lakehouse.future_rows"] == "1"
 
     customers = spark.table("lakehouse.silver.customers")
     assert customers.where("referral_code = 'REF-1'").count() == 1  # the new column reached silver
@@ -160,6 +222,32 @@ def test_second_batch_merges_source_changes(spark, shop):
     assert silver.count() == silver.select("id").distinct().count()
     bronze_versions = spark.table("lakehouse.bronze.orders").where(f"id = {order_id}").count()
     assert bronze_versions == 2  # the original and the update; the lookback overlap added no copies
+
+
+def test_older_published_batch_rerun_after_a_newer_one_is_a_no_op(spark, shop):
+    """Clearing an old task in Airflow: batch 1 again after batch 2 skips every table of every
+    layer (the timestamp-cursor tables included, whose watermark moved on), changing nothing."""
+    tables = [identifier(layer, t.name) for layer in ("bronze", "silver") for t in Registry.load(shop)]
+    before = {t: iceberg.snapshot_id(spark, t) for t in tables}
+    assert all(r.skipped for r in extract(spark, shop, DAY1))
+    assert run_gate(spark, shop, "bronze", DAY1.batch_id).published == []
+    assert all(r.skipped for r in transform(spark, shop, DAY1))
+    assert all(r.skipped for r in build_gold(spark, shop, DAY1))
+    assert run_gate(spark, shop, "gold", DAY1.batch_id).already_published == ["gold.mart_daily_sales"]
+    assert {t: iceberg.snapshot_id(spark, t) for t in tables} == before
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, list[str]]:
+    """``lakehouse ARGV`` in this process (its SparkSession): exit code and stderr lines."""
+    from lakehouse_core.cli import main
+
+    capsys.readouterr()
+    code = main(list(argv))
+    return code, capsys.readouterr().err.splitlines()
+
+
+def interval_args(interval: DataInterval) -> list[str]:
+    return ["--interval-start", interval.start.isoformat(), "--interval-end", interval.end.isoformat()]
 
 
 EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
@@ -181,13 +269,33 @@ def _pii_hits(spark, layer: str, patterns=(EMAIL, PHONE)) -> dict[str, int]:
     return hits
 
 
-def test_no_email_or_phone_shaped_value_in_silver_or_gold(spark, shop):
+def test_no_personal_data_outside_bronze(spark, shop):
+    """Every namespace but bronze, and every report the runs wrote, is free of emails and phones."""
+    from lakehouse_silver.pii import pii_key, reference_hmac
+
     # the scan finds PII where it should be: emails and phones in bronze
     assert _pii_hits(spark, "bronze", (EMAIL,))["customers"] > 0
     phones = _pii_hits(spark, "bronze", (PHONE,))
     assert phones["customers"] > 0 and phones["warehouse"] > 0
-    assert sum(_pii_hits(spark, "silver").values()) == 0
-    assert sum(_pii_hits(spark, "gold").values()) == 0
+    namespaces = [r.namespace for r in spark.sql("SHOW NAMESPACES IN lakehouse").collect()]
+    assert set(namespaces) == {"bronze", "silver", "gold", "quarantine"}
+    for namespace in set(namespaces) - {"bronze"}:
+        assert sum(_pii_hits(spark, namespace).values()) == 0, namespace
+    # a customer was quarantined on purpose (batch 2): its personal data is masked as in silver
+    (customer_id, name, email) = source_rows(
+        shop, "SELECT id, name, email FROM customers WHERE tier = 'Diamond'")[0]
+    row = spark.table("lakehouse.quarantine.silver_customers").where("rule = 'unknown_tier'").first()
+    raw = json.loads(row.raw_values)
+    assert raw["id"] == customer_id and raw["tier"] == "Diamond"
+    assert raw["email"] == reference_hmac(email.strip().lower(), pii_key(shop))
+    assert raw["name"] == reference_hmac(name.strip().lower(), pii_key(shop))
+    # reports, Data Docs, validation results and lineage carry no clear value either
+    clear = {v for r in source_rows(shop, "SELECT email, phone FROM customers") for v in r if v}
+    for folder in ("quality", "data_docs", "gx", "lineage"):
+        for path in (shop.home / folder).rglob("*"):
+            if path.is_file():
+                text = path.read_text(errors="replace")
+                assert not any(value in text for value in clear), path
 
 
 def test_masking_is_a_stable_keyed_hash(spark, shop):
@@ -221,7 +329,7 @@ def test_silver_quarantines_rows_breaking_hard_rules(spark, shop):
     orphans = spark.table("lakehouse.quarantine.silver_order_items").collect()
     assert [r.rule for r in orphans] == ["orphan_order_id"]
     assert json.loads(orphans[0].raw_values)["order_id"] == 99_999_999
-    assert iceberg.summary(spark, identifier("silver", "payment"))["lakehouse.quarantined"] == "1"
+    assert iceberg.summary(spark, identifier("silver", "payment"))["lakehouse.quarantined_rows"] == "1"
 
 
 def test_incremental_silver_equals_a_rebuild_from_all_of_bronze(spark, shop):
@@ -258,6 +366,13 @@ def test_older_batch_after_newer_is_refused(spark, shop):
     older = DataInterval.parse("2023-01-03T00:00:00+07:00", "2023-01-04T00:00:00+07:00")
     with pytest.raises(BatchOrderError, match="bronze.orders: batch .* is older"):
         extract_table(spark, shop, Registry.load(shop).get("orders"), older, source_state(shop))
+
+
+def test_cli_refuses_an_older_unpublished_batch_in_one_line(spark, shop, capsys):
+    older = DataInterval.parse("2023-01-03T00:00:00+07:00", "2023-01-04T00:00:00+07:00")
+    code, err = run_cli(capsys, "bronze", "extract", *interval_args(older), "--tables", "payment")
+    assert code == EXIT_DETERMINISTIC
+    assert len(err) == 1 and err[0].startswith("lakehouse: error: bronze.payment: batch 20230102T1700_20230103T1700 is older")
 
 
 def test_failing_expectation_keeps_main_and_names_rows(spark, shop):
@@ -297,6 +412,25 @@ def test_failing_expectation_keeps_main_and_names_rows(spark, shop):
     assert iceberg.branch_exists(spark, identifier("bronze", "order_items"), branch)
 
 
+def test_downstream_steps_refuse_a_batch_whose_upstream_is_not_published(spark, shop, capsys):
+    """Batch 3's bronze gate failed: silver, its gate, gold and the gold gate refuse the batch
+    (one line, exit 3) instead of publishing it empty; nothing reaches main."""
+    from lakehouse_silver.transform import transform_table
+
+    watched = [identifier(layer, t) for layer, t in [("silver", "orders"), ("silver", "customers"),
+                                                     ("gold", "mart_daily_sales")]]
+    before = {t: iceberg.snapshot_id(spark, t) for t in watched}
+    with pytest.raises(UpstreamNotPublishedError, match="silver.orders: batch .* upstream table bronze.orders"):
+        transform_table(spark, shop, Registry.load(shop).get("orders"), DAY3)
+    for argv in (["silver", "transform", "--tables", "customers"], ["gate", "silver"], ["gold", "build"],
+                 ["gate", "gold"]):
+        code, err = run_cli(capsys, *argv, *interval_args(DAY3))
+        assert code == EXIT_DETERMINISTIC, argv
+        assert len(err) == 1 and err[0].startswith("lakehouse: error: "), (argv, err)
+        assert DAY3.batch_id in err[0] and ("is not published" in err[0] or "nothing staged or published" in err[0])
+    assert {t: iceberg.snapshot_id(spark, t) for t in watched} == before
+
+
 def test_new_source_table_reaches_silver_with_one_registry_entry(spark, shop, tmp_path):
     """A table created in the source at runtime, plus one registry entry: no suite, no code."""
     from importlib import resources
@@ -324,10 +458,10 @@ cursor = "xmin"
     day4 = DataInterval.parse("2023-01-07T00:00:00+07:00", "2023-01-08T00:00:00+07:00")
 
     extract_table(spark, settings, spec, day4, source_state(settings))
-    run_gate(spark, settings, "bronze", day4.batch_id)
+    run_gate(spark, settings, "bronze", day4.batch_id, ["loyalty_card"])
     transform_table(spark, settings, spec, day4)
-    report = run_gate(spark, settings, "silver", day4.batch_id)
-    assert report.published == ["loyalty_card"]
+    report = run_gate(spark, settings, "silver", day4.batch_id, ["loyalty_card"])
+    assert report.published == ["silver.loyalty_card"]
     assert spark.table("lakehouse.silver.loyalty_card").count() == 25
 
 
@@ -339,8 +473,13 @@ def test_incompatible_silver_change_fails_with_nothing_written(spark, shop, monk
 
     monkeypatch.setitem(transform.TRANSFORMERS, "customers",
                         lambda df: df.withColumn("total_spent", F.col("total_spent").cast("string")))
+    from lakehouse_bronze.extract import extract_table
+    from lakehouse_bronze.source import source_state
+
     spec = Registry.load(shop).get("customers")
     later = DataInterval.parse("2023-01-09T00:00:00+07:00", "2023-01-10T00:00:00+07:00")
+    extract_table(spark, shop, spec, later, source_state(shop))
+    run_gate(spark, shop, "bronze", later.batch_id, ["customers"])
     watched = ["lakehouse.silver.customers", "lakehouse.quarantine.silver_customers"]
     before = {t: iceberg.snapshot_id(spark, t) for t in watched if iceberg.table_exists(spark, t)}
     with pytest.raises(SchemaDriftError, match=r"silver\.customers changed incompatibly.*total_spent: decimal\(\d+,\d+\) -> string"):

@@ -56,3 +56,44 @@ def test_s3_warehouse_by_settings_alone(monkeypatch, tmp_path):
     assert conf[f"{prefix}.s3.path-style-access"] == "true"
     assert conf[f"{prefix}.s3.endpoint"] == "http://minio:9000"
     assert conf[f"{prefix}.warehouse"] == "s3://lakehouse/warehouse"
+
+
+def test_misspelled_setting_is_an_error_naming_the_closest_valid_name(monkeypatch):
+    from lakehouse_core.errors import ConfigurationError
+
+    monkeypatch.setenv("LAKEHOUSE_SOURCE__DATABASE", "shop")
+    with pytest.raises(ConfigurationError, match=r"LAKEHOUSE_SOURCE__DATABASE \(did you mean LAKEHOUSE_SOURCE__DBNAME\?\)"):
+        LakehouseSettings()
+
+
+def test_unparsable_setting_names_its_variable(monkeypatch):
+    from lakehouse_core.errors import ConfigurationError
+
+    monkeypatch.setenv("LAKEHOUSE_EXTRACT__READER", "odbc")
+    with pytest.raises(ConfigurationError, match="LAKEHOUSE_EXTRACT__READER: Input should be 'jdbc' or 'copy'"):
+        LakehouseSettings()
+
+
+def test_mapping_settings_take_json_and_keep_the_case_of_their_keys(monkeypatch):
+    from lakehouse_core.errors import ConfigurationError
+
+    monkeypatch.setenv("LAKEHOUSE_SPARK__EXTRA_CONF", '{"spark.driver.extraJavaOptions": "-Dx=1"}')
+    assert LakehouseSettings().spark.extra_conf == {"spark.driver.extraJavaOptions": "-Dx=1"}
+    # a per-key variable would arrive lower-cased (spark.driver.extrajavaoptions): refused, not mangled
+    monkeypatch.setenv("LAKEHOUSE_SPARK__EXTRA_CONF__spark.driver.extraJavaOptions", "-Dx=1")
+    with pytest.raises(ConfigurationError, match="did you mean LAKEHOUSE_SPARK__EXTRA_CONF"):
+        LakehouseSettings()
+
+
+def test_cli_prints_a_settings_error_as_one_line(monkeypatch, capsys):
+    from lakehouse_core import cli, settings
+    from lakehouse_core.errors import EXIT_DETERMINISTIC
+
+    monkeypatch.setenv("LAKEHOUSE_SOURCE__DATABASE", "shop")
+    settings.get_settings.cache_clear()
+    try:
+        assert cli.main(["db", "status"]) == EXIT_DETERMINISTIC
+    finally:
+        settings.get_settings.cache_clear()
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("lakehouse: error: unknown setting(s): LAKEHOUSE_SOURCE__DATABASE")

@@ -11,8 +11,9 @@ and is CPU-bound at about a quarter of ``COPY`` speed (STACK-NOTES); here
 2. each range is one Spark task (``spark.range`` with one row per partition, then
    ``mapInArrow``) that opens its own psycopg2 connection and streams
    ``COPY (SELECT * FROM (<query>) q WHERE key >= lo AND key < hi) TO STDOUT`` (text format)
-   through a pipe into pyarrow's streaming CSV reader set for tab-separated fields, with the
-   target Arrow type of every column given up front;
+   through a pipe, cuts it into chunks of whole rows (about BLOCK_SIZE bytes; a longer row is a
+   chunk of its own size, so values of any length load) and parses each chunk with pyarrow's CSV
+   reader set for tab-separated fields, with the target Arrow type of every column given up front;
 3. the tasks yield Arrow record batches typed exactly as the JDBC reader types the
    columns: no JDBC row decoding in the JVM and no file written in between; the batches
    feed whatever Spark plan consumes the DataFrame (for bronze, the Iceberg write).
@@ -72,13 +73,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from lakehouse_core import postgres
+from lakehouse_core.errors import ConfigurationError, DataError
 from lakehouse_core.registry import TableSpec
 from lakehouse_core.settings import LakehouseSettings
 from lakehouse_bronze import source
 
 #: Results up to this many rows are read as one range (the JDBC reader's threshold too).
 SPLIT_THRESHOLD = 50_000
-#: Bytes of COPY text per Arrow record batch.
+#: Bytes of COPY text per chunk, parsed into one Arrow record batch (more for a longer row).
 BLOCK_SIZE = 4 << 20
 #: Session settings that fix the text form of values for the parser.
 SESSION_OPTIONS = "-c DateStyle=ISO,YMD -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3"
@@ -90,12 +92,28 @@ _ESCAPES = (("\\b", "\b"), ("\\f", "\f"), ("\\n", "\n"), ("\\r", "\r"), ("\\t", 
 _TEXT = ("text", "varchar", "bpchar", "name", "json", "jsonb", "uuid", "xml", "citext")
 
 
-class UnsupportedSourceType(TypeError):
+class UnsupportedSourceType(ConfigurationError):
     """A result column has a PostgreSQL type the COPY reader does not map (use the JDBC reader)."""
 
 
-class SourceValueError(ValueError):
+class SourceValueError(DataError):
     """A source value its column's Arrow/Spark type cannot hold (message: table, column, value)."""
+
+
+_TASK_ERROR = re.compile(rf"{SourceValueError.__name__}: (.+)")
+
+
+@contextlib.contextmanager
+def task_errors() -> Iterator[None]:
+    """Raise a SourceValueError that a Spark task raised as itself again on the driver (Spark hands the
+    driver only the task's traceback text), so it is reported as one line like any expected failure."""
+    try:
+        yield
+    except Exception as exc:
+        found = _TASK_ERROR.search(str(exc))
+        if found is None or isinstance(exc, SourceValueError):
+            raise
+        raise SourceValueError(found.group(1).strip()) from None
 
 
 @dataclass(frozen=True)
@@ -277,6 +295,7 @@ def _csv_options(schema: pa.Schema) -> tuple[pacsv.ReadOptions, pacsv.ParseOptio
     # positional names: result columns may share a name; the real names are set per batch
     names = [f"c{i}" for i in range(len(schema))]
     return (
+        # the block size is set per chunk (``_parse``): a chunk is always one block
         pacsv.ReadOptions(column_names=names, block_size=BLOCK_SIZE, use_threads=False),
         # COPY text: tab-separated, no quoting; escapes are kept here and undone by _unescape
         pacsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False, ignore_empty_lines=False),
@@ -302,8 +321,7 @@ def _copy_range(job: CopyPlan, index: int, conn: psycopg2.extensions.connection)
     producer.start()
     try:
         with os.fdopen(read_fd, "rb", buffering=1 << 20) as source:
-            if source.peek(1):  # an empty result is an empty stream, which the CSV reader refuses
-                yield from _parse(job, source)
+            yield from _parse(job, source)  # an empty result is an empty stream: no chunk, no batch
     finally:
         if producer.is_alive():  # the consumer stopped early or failed: stop the COPY
             conn.cancel()
@@ -312,18 +330,55 @@ def _copy_range(job: CopyPlan, index: int, conn: psycopg2.extensions.connection)
         raise failure[0]
 
 
+def _row_chunks(source: BinaryIO, size: int) -> Iterator[pa.Buffer]:
+    r"""The stream in chunks of whole rows: about ``size`` bytes each, or a row longer than that
+    and at most ``size`` bytes of rows after it.
+
+    In COPY's text format a newline byte only ever ends a row (a newline in a value is the escape
+    ``\n``), so a chunk ends at the last newline read and the partial row after it begins the next
+    chunk. A row longer than the buffer doubles it: rows of any length (pyarrow's streaming reader
+    fails on a row longer than two of its blocks). The stream is read ``size`` bytes at a time, so a
+    chunk holds at most ``size`` bytes besides its first row. Every chunk is a buffer of its own,
+    handed to Arrow without a copy: only a partial row is copied.
+    """
+    buffer, filled = bytearray(size), 0
+    while True:
+        if filled == len(buffer):  # no newline yet: a row longer than the buffer
+            buffer += bytes(len(buffer))
+        with memoryview(buffer)[filled:filled + size] as free:  # released before the buffer may grow
+            read = source.readinto(free)  # a buffered reader fills it unless the stream ends
+        if not read:
+            if filled:  # the last rows (COPY ends them with a newline too)
+                yield pa.py_buffer(buffer).slice(0, filled)
+            return
+        end = buffer.rfind(b"\n", filled, filled + read) + 1  # what came before holds no newline
+        filled += read
+        if end:
+            rest = filled - end
+            following = bytearray(rest + size)
+            following[:rest] = memoryview(buffer)[end:filled]
+            yield pa.py_buffer(buffer).slice(0, end)
+            buffer, filled = following, rest
+
+
 def _parse(job: CopyPlan, source: BinaryIO) -> Iterator[pa.RecordBatch]:
     """The batches of a COPY text stream, typed as planned; a value its column's type cannot hold
-    raises SourceValueError naming the table, the column and the value."""
+    raises SourceValueError naming the table, the column and the value.
+
+    Each chunk of whole rows (``_row_chunks``) is parsed as ONE block of pyarrow's CSV reader, so no
+    row ever straddles blocks, whatever the size of its values."""
     read, parse, convert = _csv_options(job.parse_schema)
     try:
-        for batch in pacsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert):
-            yield pa.RecordBatch.from_arrays([_cast(job, i, _unescape(column)) for i, column in enumerate(batch.columns)],
-                                             schema=job.arrow_schema)
-    except pa.ArrowInvalid as exc:  # a text the CSV parser cannot convert (pyarrow names the value)
+        for chunk in _row_chunks(source, BLOCK_SIZE):
+            read.block_size = chunk.size
+            for batch in pacsv.open_csv(pa.BufferReader(chunk), read_options=read, parse_options=parse,
+                                        convert_options=convert):
+                columns = [_cast(job, i, _unescape(column)) for i, column in enumerate(batch.columns)]
+                yield pa.RecordBatch.from_arrays(columns, schema=job.arrow_schema)
+    except pa.ArrowInvalid as exc:  # a text the CSV parser cannot convert (pyarrow names the column and value)
         found = _CSV_COLUMN.search(str(exc))
-        column = job.parse_schema.field(int(found.group(1))).name if found else "?"
-        raise SourceValueError(f"source table {job.table}, column {column}: {exc}") from None
+        where = f", column {job.parse_schema.field(int(found.group(1))).name}" if found else ""
+        raise SourceValueError(f"source table {job.table}{where}: {exc}") from None
 
 
 def _unescape(column: pa.Array) -> pa.Array:

@@ -15,6 +15,10 @@ Three kinds (chosen per table in the registry):
   **NULL cursor rule:** rows whose cursor is NULL are read by every batch and land in
   bronze once per distinct content (re-reads equal to the latest version are dropped).
 
+**Rows beyond the upper bound** (a timestamp cursor at or after ``upper``) belong to a later
+batch: they are not read now and are counted instead (``deferred``), with those dated after
+the source's clock (``future``), which no batch can take until the clock passes them.
+
 Re-read rows never inflate bronze: extraction drops rows equal to the latest bronze
 version of their key. A watermark that would move backwards raises WatermarkError.
 """
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from lakehouse_core.batch import DataInterval
+from lakehouse_core.errors import DataError
 from lakehouse_core.registry import LoadMode, TableSpec
 from lakehouse_core.settings import LakehouseSettings
 from lakehouse_bronze.source import XMIN_AS_XID8, SourceState, literal, quote, snapshot_literal
@@ -33,7 +38,7 @@ SERIAL_TYPES = ("smallint", "integer", "bigint")
 TIMESTAMP_TYPES = ("timestamp without time zone", "timestamp with time zone", "date")
 
 
-class WatermarkError(RuntimeError):
+class WatermarkError(DataError):
     """A watermark would move backwards (the source clock went back) or the cursor is unusable."""
 
 
@@ -45,6 +50,10 @@ class ReadPlan:
     extra_columns: str = ""
     watermark: dict | None = None
     watermark_is_max_of: str | None = None  # serial cursors: the read's max(column)
+    # timestamp cursors: rows left for a later batch (cursor at or after the upper bound), and
+    # those of them dated after the source's own clock
+    deferred: str | None = None
+    future: str | None = None
 
 
 def plan_read(spec: TableSpec, cursor_type: str | None, previous: dict | None, state: SourceState,
@@ -84,4 +93,5 @@ def plan_read(spec: TableSpec, cursor_type: str | None, previous: dict | None, s
                 f"(source now {state.now}); the source clock went back or the interval precedes the watermark")
         bounds.append(f"src_t.{column} >= {literal(last - timedelta(seconds=settings.extract.lookback_seconds))}")
     predicate = f"(({' AND '.join(bounds)}) OR src_t.{column} IS NULL)"
-    return ReadPlan(predicate, watermark={"kind": "timestamp", "value": upper.isoformat()})
+    return ReadPlan(predicate, watermark={"kind": "timestamp", "value": upper.isoformat()},
+                    deferred=f"src_t.{column} >= {literal(upper)}", future=f"src_t.{column} > {literal(state.now)}")

@@ -37,7 +37,7 @@ from lakehouse_core.registry import LoadMode, TableSpec, identifier
 from lakehouse_core.schema import check_evolution
 from lakehouse_core.settings import LakehouseSettings
 from lakehouse_bronze import cursors, landing, source
-from lakehouse_bronze.copy_reader import plan_copy
+from lakehouse_bronze.copy_reader import plan_copy, task_errors
 
 META_COLUMNS = ("_source_xid", "_batch_id", "_ingested_at", "_op")
 PACKAGE = "lakehouse-bronze"
@@ -53,27 +53,44 @@ class ExtractResult:
     watermark: dict | None
     new_columns: tuple[str, ...] = ()
     skipped: bool = False
+    deferred_rows: int = 0  # rows beyond the upper bound, left for a later batch (cursors.py)
+    future_rows: int = 0  # of those, rows dated after the source's clock
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """Source rows a timestamp-cursor batch leaves for later batches (zero for other cursors)."""
+
+    rows: int = 0
+    future: int = 0
 
 
 @dataclass(frozen=True)
 class TablePlan:
-    """One table's batch as planned before any row is read."""
+    """One table's batch as planned before any row is read (``read`` is None when already published)."""
 
     spec: TableSpec
     ident: str
     batch_id: str
     start: iceberg.BatchStart
-    read: cursors.ReadPlan
-    query: str
+    read: cursors.ReadPlan | None = None
+    query: str | None = None
+    deferred: Deferred = Deferred()
 
     @property
     def branch(self) -> str:
         return iceberg.audit_branch(self.batch_id)
 
     def state_properties(self, watermark: dict | None) -> dict[str, str]:
-        """The ``lakehouse.*`` properties committed with the batch's data."""
+        """The ``lakehouse.*`` properties committed with the batch's data (``*_rows``: validated by
+        the bronze ``_batch`` suite)."""
         return {"lakehouse.batch_id": self.batch_id, "lakehouse.watermark": iceberg.encode(watermark),
-                "lakehouse.package_version": version(PACKAGE)}
+                "lakehouse.package_version": version(PACKAGE),
+                "lakehouse.deferred_rows": str(self.deferred.rows), "lakehouse.future_rows": str(self.deferred.future)}
+
+    def result(self, rows: int, deletes: int, watermark: dict | None, new_columns: tuple[str, ...] = ()) -> ExtractResult:
+        return ExtractResult(self.spec.name, rows, deletes, watermark, new_columns,
+                             deferred_rows=self.deferred.rows, future_rows=self.deferred.future)
 
     def watermark(self, seen_max: int | None) -> dict | None:
         """The watermark to commit: the plan's, or for a serial cursor the highest id read."""
@@ -151,16 +168,23 @@ def plan_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec
     """Where ``spec``'s bronze table stands and what this batch reads from the source (``pool`` lends
     the source connection).
 
+    A batch already published is a no-op: it is recognised before anything is planned (so an
+    older published batch rerun after newer ones is skipped, not refused by its watermark).
     Raises BatchOrderError, WatermarkError, SourceSchemaError (see ``extract_tables``).
     """
     ident = identifier("bronze", spec.name)
     start = iceberg.start_batch(spark, ident, interval.batch_id)
+    if start.already_published:
+        return TablePlan(spec, ident, interval.batch_id, start)
     cursor_type = None
     if spec.cursor and not spec.uses_commit_cursor:
         cursor_type = source.column_type(settings, spec.name, spec.cursor, pool)
     read = cursors.plan_read(spec, cursor_type, start.state("watermark"), state, interval, settings)
     query = source.select(spec, read.predicate, columns="src_t.*" + read.extra_columns)
-    return TablePlan(spec, ident, interval.batch_id, start, read, query)
+    deferred = Deferred()
+    if read.deferred:
+        deferred = Deferred(*source.count_rows(settings, spec, read.deferred, read.future, pool=pool))
+    return TablePlan(spec, ident, interval.batch_id, start, read, query, deferred)
 
 
 def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: TablePlan) -> ExtractResult:
@@ -191,12 +215,11 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
         seen = new_rows.where("_op = 'upsert'").agg(F.max(plan.read.watermark_is_max_of)).first()[0]
     watermark = plan.watermark(seen)
 
-    iceberg.start_audit_branch(spark, ident, plan.branch)
-    new_rows.writeTo(f"{ident}.branch_{plan.branch}").option("mergeSchema", "true").append()
-    iceberg.commit_properties(spark, ident, plan.branch, plan.state_properties(watermark))
+    iceberg.stage(spark, ident, batch_id, lambda branch: new_rows.writeTo(branch).option("mergeSchema", "true").append(),
+                  PACKAGE, plan.state_properties(watermark))
     counts = new_rows.groupBy("_op").count().collect()
     by_op = {r["_op"]: r["count"] for r in counts}
-    return ExtractResult(spec.name, by_op.get("upsert", 0), by_op.get("delete", 0), watermark, tuple(new_columns))
+    return plan.result(by_op.get("upsert", 0), by_op.get("delete", 0), watermark, tuple(new_columns))
 
 
 def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: list[TablePlan],
@@ -220,7 +243,7 @@ def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: l
         iceberg.create_table(spark, plan.ident, job.table_schema(), partition_by=["_batch_id"],
                              properties={"write.spark.accept-any-schema": "true"},
                              location=job.location, staged=staged)
-        return ExtractResult(plan.spec.name, landed.rows, 0, watermark)
+        return plan.result(landed.rows, 0, watermark)
 
     if not plans:
         return []
@@ -246,19 +269,22 @@ def extract_tables(spark: SparkSession, settings: LakehouseSettings, specs: list
     Raises BatchOrderError when a newer batch is already published, SchemaDriftError
     on an incompatible source type change, WatermarkError when the watermark would
     move backwards, SourceSchemaError when the registry names a missing column,
-    UnsupportedSourceType when the COPY reader meets a type it does not map.
+    UnsupportedSourceType when the COPY reader meets a type it does not map, SourceValueError when
+    a source value does not fit its column's type (naming table, column and value).
     """
     with source.connection_pool(settings, max(1, min(DRIVER_THREADS, len(specs)))) as connections:
         with ThreadPoolExecutor(DRIVER_THREADS) as threads:  # catalog and source round trips
             plans = list(threads.map(lambda spec: plan_table(spark, settings, spec, interval, state, connections), specs))
         first_loads = [p for p in plans if settings.extract.reader == "copy" and not p.start.exists]
-        landed = _land_first_loads(spark, settings, first_loads, connections)
+        with task_errors():
+            landed = _land_first_loads(spark, settings, first_loads, connections)
     results = dict(zip((p.spec.name for p in first_loads), landed))
     for plan in plans:
         if plan.start.already_published:
-            results[plan.spec.name] = ExtractResult(plan.spec.name, 0, 0, None, skipped=True)
+            results[plan.spec.name] = ExtractResult(plan.spec.name, 0, 0, plan.start.state("watermark"), skipped=True)
         elif plan.spec.name not in results:
-            results[plan.spec.name] = _extract_dataframe(spark, settings, plan)
+            with task_errors():
+                results[plan.spec.name] = _extract_dataframe(spark, settings, plan)
     return [results[spec.name] for spec in specs]
 
 

@@ -18,6 +18,7 @@ from psycopg2.pool import ThreadedConnectionPool
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse_core import postgres
+from lakehouse_core.errors import ConfigurationError
 from lakehouse_core.registry import TableSpec
 from lakehouse_core.settings import LakehouseSettings
 
@@ -34,7 +35,7 @@ XMIN_AS_XID8 = (
 )
 
 
-class SourceSchemaError(LookupError):
+class SourceSchemaError(ConfigurationError):
     """The source lacks a table or column the registry names."""
 
 
@@ -117,6 +118,16 @@ def column_type(settings: LakehouseSettings, table: str, column: str, pool: Thre
     if row is None:
         raise SourceSchemaError(f"source table {table}: column {column} (named by the registry) does not exist")
     return row[0]
+
+
+def count_rows(settings: LakehouseSettings, spec: TableSpec, within: str, *subsets: str,
+               pool: ThreadedConnectionPool | None = None) -> tuple[int, ...]:
+    """Rows of ``spec``'s source table matching the predicate ``within``, and how many of them match
+    each predicate of ``subsets`` (one scan)."""
+    counts = ", ".join(["count(*)"] + [f"count(*) FILTER (WHERE {s})" for s in subsets])
+    with connection(settings, pool) as conn, conn.cursor() as cur:
+        cur.execute(select(spec, within, counts))
+        return tuple(int(n) for n in cur.fetchone())
 
 
 def select(spec: TableSpec, predicate: str | None, columns: str = "src_t.*") -> str:

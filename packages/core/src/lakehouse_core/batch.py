@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
+from lakehouse_core.errors import BatchError
 
-class BatchOrderError(RuntimeError):
+
+class BatchOrderError(BatchError):
     """A batch older than one already published was asked to run again."""
 
 

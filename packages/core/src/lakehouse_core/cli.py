@@ -1,6 +1,10 @@
 """The ``lakehouse`` command. Layer packages add sub-commands through the
 ``lakehouse.commands`` entry-point group: each entry point is a callable
 ``add_commands(subparsers)`` whose parsers set ``func(args) -> int``.
+
+Expected failures (``lakehouse_core.errors.LakehouseError``) are printed as one line
+``lakehouse: error: ...`` with the exit code the error chooses (3: do not retry,
+75: a retry may succeed); anything else keeps its traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from lakehouse_core import postgres
 from lakehouse_core.batch import DataInterval
+from lakehouse_core.errors import ConfigurationError, LakehouseError
 from lakehouse_core.registry import Registry, TableSpec
 from lakehouse_core.settings import LakehouseSettings, get_settings
 
@@ -46,7 +51,7 @@ class LayerJob:
 def start_layer_job(args: argparse.Namespace, layer: str) -> LayerJob:
     """Build the job context from parsed arguments; starts the process's single SparkSession.
 
-    Raises RegistryError for an unknown table and ValueError for a malformed interval.
+    Raises RegistryError for an unknown table and ConfigurationError for a malformed interval.
     """
     from lakehouse_core.spark import ParentRun, get_spark
 
@@ -54,7 +59,10 @@ def start_layer_job(args: argparse.Namespace, layer: str) -> LayerJob:
     registry = Registry.load(settings)
     names = getattr(args, "tables", None)
     tables = [registry.get(n.strip()) for n in names.split(",")] if names else registry.in_dependency_order()
-    interval = DataInterval.parse(args.interval_start, args.interval_end)
+    try:
+        interval = DataInterval.parse(args.interval_start, args.interval_end)
+    except ValueError as exc:
+        raise ConfigurationError(f"data interval: {exc}") from None
     spark = get_spark(settings, f"lakehouse_{layer}", ParentRun.from_env())
     return LayerJob(settings, registry, tables, interval, spark)
 
@@ -86,15 +94,12 @@ def _gate(args: argparse.Namespace) -> int:
     preload.start()
     job = start_layer_job(args, f"{args.layer}_gate")
     preload.join()
-    from lakehouse_core.quality import QualityGateFailed, run_gate
+    from lakehouse_core.quality import run_gate
 
-    try:
-        report = run_gate(job.spark, job.settings, args.layer, job.interval.batch_id)
-    except QualityGateFailed as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    for table in report.tables:
-        print(f"{args.layer}.{table.table}: {table.row_count} rows validated, published")
+    tables = [n.strip() for n in args.gate_tables.split(",")] if args.gate_tables else None
+    report = run_gate(job.spark, job.settings, args.layer, job.interval.batch_id, tables)
+    for line in report.summary_lines():
+        print(line)
     return 0
 
 
@@ -137,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     gate = sub.add_parser("gate", help="validate a layer's audit branches and publish all or none")
     gate.add_argument("layer", choices=["bronze", "silver", "gold"])
     add_batch_arguments(gate, with_tables=False)
+    gate.add_argument("--tables", dest="gate_tables", default=None,
+                      help="comma-separated tables the batch must hold (default: every registered table "
+                           "for bronze and silver, every staged or published table for gold)")
     gate.set_defaults(func=_gate)
     sub.add_parser("tables", help="list every Iceberg table with its row count").set_defaults(func=_tables)
     sql = sub.add_parser("sql", help="run a Spark SQL query against the catalog (e.g. SELECT * FROM gold.x)")
@@ -149,8 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except LakehouseError as exc:
+        print(f"lakehouse: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from importlib.metadata import version
+from typing import Any, Callable, Iterator
 
 from py4j.java_gateway import JavaClass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from lakehouse_core.batch import check_not_older
+from lakehouse_core.errors import BatchError, UpstreamNotPublishedError
 from lakehouse_core.spark import catalog_uri_for_cloned_sessions
 
 PUBLISH_TAG = "last_publish"
@@ -28,7 +30,7 @@ PROPERTY_PREFIX = "lakehouse."
 FAILED_BRANCH_RETENTION_MS = 3 * 24 * 3600 * 1000
 
 
-class PublishError(RuntimeError):
+class PublishError(BatchError):
     """An audit branch could not be published to ``main``."""
 
 
@@ -238,17 +240,53 @@ def summary(spark: SparkSession, ident: str, ref: str = PUBLISH_TAG) -> dict[str
 
 
 def published_batches(spark: SparkSession, ident: str) -> set[str]:
-    """Batch ids published to ``main`` (ancestors of its head)."""
+    """Every batch id published to ``main`` (ancestors of its head); walks the whole history."""
     table = java_table(spark, ident)
-    snap = table.currentSnapshot()
     found = set()
-    while snap is not None:
+    for snap in _ancestors(table):
         batch = snap.summary().get(f"{PROPERTY_PREFIX}batch_id")
         if batch:
             found.add(str(batch))
+    return found
+
+
+def _ancestors(table: Any) -> Iterator[Any]:
+    """The snapshots of ``main``, head first."""
+    snap = table.currentSnapshot()
+    while snap is not None:
+        yield snap
         parent = snap.parentId()
         snap = None if parent is None else table.snapshot(parent)
-    return found
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """Whether a batch is published to a table's ``main``, and the newest published batch when newer."""
+
+    published: bool
+    newer: str | None = None
+
+
+def batch_status(spark: SparkSession, ident: str, batch_id: str) -> BatchStatus:
+    """Where ``batch_id`` stands on ``main`` of an existing table.
+
+    Batch ids sort by time and ``main`` only ever receives batches in order (an older one
+    after a newer one is refused), so the walk back from the head stops at the first
+    batch not newer than ``batch_id``: it reads the snapshots published since that batch,
+    not the table's whole history.
+    """
+    newest = None
+    for snap in _ancestors(java_table(spark, ident)):
+        batch = snap.summary().get(f"{PROPERTY_PREFIX}batch_id")
+        if batch is None:  # the creation snapshot and compactions carry no batch
+            continue
+        batch = str(batch)
+        if batch == batch_id:
+            return BatchStatus(True)
+        if batch < batch_id:
+            break
+        newest = newest or batch
+    return BatchStatus(False, newest)
 
 
 @dataclass(frozen=True)
@@ -265,17 +303,48 @@ class BatchStart:
 
 
 def start_batch(spark: SparkSession, ident: str, batch_id: str) -> BatchStart:
-    """Check ``batch_id`` against the batches published to ``ident``.
+    """Check ``batch_id`` against the batches published to ``ident``: call it before planning any read.
 
-    Raises BatchOrderError when a newer batch is already published.
+    Raises BatchOrderError when a newer batch is published and this one never was.
     """
     if not table_exists(spark, ident):
         return BatchStart(False, False, {})
-    published = published_batches(spark, ident)
-    if batch_id in published:
-        return BatchStart(True, True, summary(spark, ident))
-    check_not_older(batch_id, published, ident.split(".", 1)[1])
-    return BatchStart(True, False, summary(spark, ident))
+    status = batch_status(spark, ident, batch_id)
+    if status.newer and not status.published:
+        check_not_older(batch_id, {status.newer}, ident.split(".", 1)[1])
+    return BatchStart(True, status.published, summary(spark, ident))
+
+
+def require_published(spark: SparkSession, ident: str, batch_id: str, consumer: str) -> None:
+    """Refuse to build on an upstream batch that is not published.
+
+    Raises UpstreamNotPublishedError naming ``consumer``, the upstream table and the batch.
+    """
+    if not table_exists(spark, ident) or not batch_status(spark, ident, batch_id).published:
+        raise UpstreamNotPublishedError(
+            f"{consumer}: batch {batch_id} of upstream table {ident.split('.', 1)[1]} is not published; "
+            "run (and gate) the upstream layer for this interval first")
+
+
+def stage(spark: SparkSession, ident: str, batch_id: str, write: Callable[[str], None], package: str,
+          properties: dict[str, str] | None = None) -> int:
+    """Stage a batch of ``ident`` on its audit branch: (re)start the branch at ``main`` (an unpublished
+    earlier attempt is discarded), let ``write`` write to the branch identifier it is given, then
+    commit the batch's state (``lakehouse.batch_id``, ``lakehouse.package_version`` of ``package``
+    and ``properties``) on the branch. Publishing is the gate's. Returns the branch head's id.
+    """
+    branch = audit_branch(batch_id)
+    start_audit_branch(spark, ident, branch)
+    write(f"{ident}.branch_{branch}")
+    state = {f"{PROPERTY_PREFIX}batch_id": batch_id, f"{PROPERTY_PREFIX}package_version": version(package)}
+    return commit_properties(spark, ident, branch, state | (properties or {}))
+
+
+def drop_branch(spark: SparkSession, ident: str, branch: str) -> None:
+    """Remove ``branch`` from ``ident`` when it exists (e.g. a staged attempt that no longer applies)."""
+    table = java_table(spark, ident)
+    if table.refs().containsKey(branch):
+        table.manageSnapshots().removeBranch(branch).commit()
 
 
 @dataclass(frozen=True)

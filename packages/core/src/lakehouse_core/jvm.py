@@ -13,6 +13,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from lakehouse_core.errors import InfrastructureError
+
 SPARK_VERSION = "3.5"
 SCALA_VERSION = "2.12"
 ICEBERG_VERSION = "1.10.1"
@@ -44,7 +46,7 @@ OPENLINEAGE_SPARK = MavenArtifact("io.openlineage", f"openlineage-spark_{SCALA_V
 HADOOP_LOCAL_FS = MavenArtifact("com.globalmentor", "hadoop-bare-naked-local-fs", "0.1.0")
 
 
-class ArtifactResolutionError(RuntimeError):
+class ArtifactResolutionError(InfrastructureError):
     """A pinned JVM artifact could not be resolved into the cache."""
 
 

@@ -20,13 +20,14 @@ from typing import Any, Iterator
 import psycopg2
 import psycopg2.extensions
 
+from lakehouse_core.errors import InfrastructureError
 from lakehouse_core.settings import LakehouseSettings, PostgresSettings
 
 SERVICE_USER = "nobody"
 SUPERUSER = "lakehouse"
 
 
-class EmbeddedPostgresError(RuntimeError):
+class EmbeddedPostgresError(InfrastructureError):
     """The embedded PostgreSQL server could not be set up or started."""
 
 

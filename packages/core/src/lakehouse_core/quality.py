@@ -1,10 +1,22 @@
 """The quality gate: Great Expectations 1.x checkpoints on audit branches, then publish.
 
-Suites are reviewed files ``expectations/<layer>/<table>.json`` (GE suite format).
-Each expectation carries ``meta.severity``: ``fail`` blocks the publish, ``warn``
-is reported only. Validation results and Data Docs go to the state folder; a
-machine-readable report per (layer, batch) names every failing expectation and
-the primary keys of its failing rows.
+Suites are reviewed files ``expectations/<layer>/<table>.json`` (GE suite format), shipped
+inside each layer's wheel (entry point group ``lakehouse.expectations``: the layer name →
+the package holding an ``expectations/`` folder) or read from ``LAKEHOUSE_EXPECTATIONS_DIR``
+when set. A registered bronze or silver table without a file gets a suite checking its key;
+a missing folder, an unreadable file or an unknown ``meta.severity`` is an error.
+
+Each expectation carries ``meta.severity``: ``fail`` (the default) blocks the publish,
+``warn`` is reported only. ``_batch.json`` in a layer's folder, when present, validates the
+batch's row counts: one row per staged table with its ``lakehouse.*_rows`` state properties
+(bronze: ``deferred_rows``, ``future_rows``; silver: ``quarantined_rows``).
+
+The gate publishes a layer's batch all or nothing, together with the quarantine tables
+``quarantine.<layer>_*`` staged on the same audit branch. It refuses a batch whose tables
+were neither staged nor published (the layer's step failed or never ran). Validation
+results and Data Docs go to the state folder; a machine-readable report per (layer, batch)
+names every failing expectation, the primary keys of (at most MAX_REPORTED_KEYS of) its
+failing rows and each table's batch state.
 """
 
 from __future__ import annotations
@@ -13,12 +25,15 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
 from lakehouse_core import iceberg
+from lakehouse_core.errors import ConfigurationError, LakehouseError, UpstreamNotPublishedError
 from lakehouse_core.registry import Registry, RegistryError, TableSpec, identifier
 from lakehouse_core.settings import CATALOG_NAME, LakehouseSettings
 
@@ -27,13 +42,17 @@ logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 DATA_DOCS_SITE = "lakehouse"
 MAX_REPORTED_KEYS = 20
+SEVERITIES = ("fail", "warn")
+BATCH_SUITE = "_batch"
+ROWS_SUFFIX = "_rows"
+SUITE_ENTRY_POINTS = "lakehouse.expectations"
 
 
-class SuiteNotFoundError(FileNotFoundError):
+class SuiteNotFoundError(ConfigurationError):
     """A table about to be published has no expectation suite."""
 
 
-class QualityGateFailed(RuntimeError):
+class QualityGateFailed(LakehouseError):
     """At least one ``fail`` expectation failed; nothing was published."""
 
     def __init__(self, message: str, report: "GateReport"):
@@ -57,10 +76,21 @@ class TableReport:
     row_count: int
     success: bool
     outcomes: list[ExpectationOutcome]
+    state: dict[str, str] = field(default_factory=dict)  # lakehouse.* properties of the staged batch
 
     @property
     def blocking_failures(self) -> list[ExpectationOutcome]:
         return [o for o in self.outcomes if not o.success and o.severity == "fail"]
+
+    @property
+    def warnings(self) -> list[ExpectationOutcome]:
+        return [o for o in self.outcomes if not o.success and o.severity == "warn"]
+
+
+def _describe(table: str, outcome: ExpectationOutcome) -> str:
+    keys = ", ".join(json.dumps(k, default=str) for k in outcome.failing_keys[:5])
+    return (f"{table}: {outcome.expectation}({outcome.column}) failed on {outcome.unexpected_count} row(s)"
+            + (f"; keys: {keys}" if keys else ""))
 
 
 @dataclass
@@ -69,24 +99,40 @@ class GateReport:
     batch_id: str
     tables: list[TableReport]
     published: list[str] = field(default_factory=list)
+    already_published: list[str] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
         return all(not t.blocking_failures for t in self.tables)
 
     def describe_failures(self) -> str:
+        return "\n".join(_describe(t.table, o) for t in self.tables for o in t.blocking_failures)
+
+    def summary_lines(self) -> list[str]:
+        """What the gate did, a line per table (warnings included)."""
         lines = []
         for t in self.tables:
-            for o in t.blocking_failures:
-                keys = ", ".join(json.dumps(k, default=str) for k in o.failing_keys[:5])
-                lines.append(f"{t.table}: {o.expectation}({o.column}) failed on {o.unexpected_count} row(s); keys: {keys}")
-        return "\n".join(lines)
+            state = ", ".join(f"{k.removeprefix(iceberg.PROPERTY_PREFIX)} {v}" for k, v in sorted(t.state.items())
+                              if k.endswith(ROWS_SUFFIX))
+            if t.table.endswith(f".{BATCH_SUITE}"):
+                lines.append(f"{t.table}: batch counts of {t.row_count} table(s) validated")
+            else:
+                done = "published" if t.table in self.published else "not published"
+                lines.append(f"{t.table}: {t.row_count} rows validated, {done}" + (f" ({state})" if state else ""))
+            lines.extend(f"  warning: {_describe(t.table, o)}" for o in t.warnings)
+        lines.extend(f"{table}: already published, skipped" for table in self.already_published)
+        return lines
 
     def write(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.layer}-{self.batch_id}.json"
         path.write_text(json.dumps({**asdict(self), "success": self.success}, indent=2, default=str))
         return path
+
+
+def severity(meta: dict[str, Any] | None) -> str:
+    """The severity an expectation's ``meta`` declares (``fail`` when it declares none)."""
+    return (meta or {}).get("severity", "fail")
 
 
 def default_suite(layer: str, spec: TableSpec) -> dict[str, Any]:
@@ -103,19 +149,85 @@ def default_suite(layer: str, spec: TableSpec) -> dict[str, Any]:
             "expectations": expectations}
 
 
-def load_suite(settings: LakehouseSettings, layer: str, table: str) -> dict[str, Any]:
-    """The suite ``expectations/<layer>/<table>.json``, else the default suite of a registered table.
+def quarantine_suite(table: str) -> dict[str, Any]:
+    """The built-in suite of a quarantine table: every row names its rule, batch and key."""
+    return {"name": f"quarantine.{table}", "meta": {"primary_key": ["batch_id", "primary_key"]},
+            "expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": c},
+                              "meta": {"severity": "fail"}} for c in ("rule", "batch_id", "primary_key")]}
 
-    Raises SuiteNotFoundError for an unregistered table (e.g. a gold mart) without a suite file.
+
+def suite_folder(settings: LakehouseSettings, layer: str) -> Path:
+    """The folder of ``layer``'s suites: ``LAKEHOUSE_EXPECTATIONS_DIR/<layer>`` when set, else the
+    ``expectations/`` folder shipped in the wheel of the package registered for ``layer`` in the
+    ``lakehouse.expectations`` entry-point group.
+
+    Raises ConfigurationError when the setting names no folder, no installed package ships the
+    layer's suites, or the folder does not exist.
     """
-    path = settings.expectations_dir / layer / f"{table}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    if layer in ("bronze", "silver"):
+    if settings.expectations_dir is not None:
+        root = Path(settings.expectations_dir)
+        if not root.is_dir():
+            raise ConfigurationError(f"LAKEHOUSE_EXPECTATIONS_DIR={root}: no such folder")
+        folder = root / layer
+    else:
+        shipped = [ep for ep in entry_points(group=SUITE_ENTRY_POINTS) if ep.name == layer]
+        if not shipped:
+            raise ConfigurationError(f"no installed package ships the expectation suites of layer {layer} "
+                                     f"(entry point group {SUITE_ENTRY_POINTS}): install lakehouse-{layer} "
+                                     "or set LAKEHOUSE_EXPECTATIONS_DIR")
+        folder = Path(str(shipped[0].dist.locate_file(f"{shipped[0].value}/expectations")))
+    if not folder.is_dir():
+        raise ConfigurationError(f"expectation suites of layer {layer}: folder {folder} does not exist")
+    return folder
+
+
+def validate_suite(suite: dict[str, Any], source: str, pii_columns: set[str] = frozenset()) -> dict[str, Any]:
+    """Check a suite read from ``source``: every ``meta.severity`` known, no expectation on a column
+    in ``pii_columns`` (its failing values would be copied into results and Data Docs).
+
+    Raises ConfigurationError naming the file, the expectation and the value.
+    """
+    expectations = suite.get("expectations")
+    if not isinstance(expectations, list):
+        raise ConfigurationError(f"{source}: a suite needs a list 'expectations'")
+    for number, expectation in enumerate(expectations, 1):
+        what = f"{source}: expectation {number} ({expectation.get('type')})"
+        value = severity(expectation.get("meta"))
+        if value not in SEVERITIES:
+            raise ConfigurationError(f"{what}: unknown meta.severity {value!r}; expected one of {', '.join(SEVERITIES)}")
+        kwargs = expectation.get("kwargs") or {}
+        columns = {kwargs.get("column"), *(kwargs.get("column_list") or [])} & pii_columns
+        if columns:
+            raise ConfigurationError(f"{what}: column {sorted(columns)[0]} holds personal data in this layer; "
+                                     "validate it in silver, where it is masked")
+    return suite
+
+
+def load_suite(settings: LakehouseSettings, layer: str, table: str) -> dict[str, Any]:
+    """The suite of ``layer.table``: its file, else (registered bronze/silver tables) the default
+    suite; quarantine tables use the built-in ``quarantine_suite``.
+
+    Raises SuiteNotFoundError for an unregistered table without a file, ConfigurationError for
+    a missing suite folder or an invalid file (see ``validate_suite``).
+    """
+    if layer == "quarantine":
+        return quarantine_suite(table)
+    path = suite_folder(settings, layer) / f"{table}.json"
+    spec = None
+    if layer in ("bronze", "silver") and table != BATCH_SUITE:
         try:
-            return default_suite(layer, Registry.load(settings).get(table))
+            spec = Registry.load(settings).get(table)
         except RegistryError:
             pass
+    if path.exists():
+        try:
+            suite = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"{path}: not a JSON suite ({exc})") from None
+        pii = set(spec.pii) if spec is not None and layer == "bronze" else set()
+        return validate_suite(suite, str(path), pii)
+    if spec is not None:
+        return default_suite(layer, spec)
     raise SuiteNotFoundError(f"no expectation suite for {layer}.{table}: expected {path}")
 
 
@@ -149,6 +261,7 @@ class GreatExpectationsRunner:
 
     def validate(self, name: str, df: DataFrame, suite_json: dict[str, Any], key_columns: list[str],
                  run_name: str) -> list[ExpectationOutcome]:
+        """Run ``suite_json`` on ``df`` as a checkpoint (results and Data Docs in the state folder)."""
         gx = self._gx
         suite = self.context.suites.add_or_update(gx.ExpectationSuite(**{**suite_json, "name": name}))
         definition = self.context.validation_definitions.add_or_update(
@@ -156,7 +269,9 @@ class GreatExpectationsRunner:
         checkpoint = self.context.checkpoints.add_or_update(gx.Checkpoint(
             name=name, validation_definitions=[definition],
             actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DATA_DOCS_SITE])],
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": key_columns,
+            # SUMMARY: exact counts, and at most MAX_REPORTED_KEYS failing rows brought to the
+            # driver (COMPLETE would collect every failing row's keys)
+            result_format={"result_format": "SUMMARY", "unexpected_index_column_names": key_columns,
                            "partial_unexpected_count": MAX_REPORTED_KEYS},
         ))
         result = checkpoint.run(batch_parameters={"dataframe": df}, run_id=gx.RunIdentifier(run_name=run_name))
@@ -164,11 +279,11 @@ class GreatExpectationsRunner:
         for validation in result.run_results.values():
             for r in validation.results:
                 config = r.expectation_config
-                index = (r.result or {}).get("unexpected_index_list") or []
+                index = (r.result or {}).get("partial_unexpected_index_list") or []
                 outcomes.append(ExpectationOutcome(
                     expectation=config.type,
                     column=config.kwargs.get("column"),
-                    severity=(config.meta or {}).get("severity", "fail"),
+                    severity=severity(config.meta),
                     success=bool(r.success),
                     unexpected_count=int((r.result or {}).get("unexpected_count") or 0),
                     failing_keys=[{k: row.get(k) for k in key_columns} for row in index[:MAX_REPORTED_KEYS]],
@@ -176,37 +291,101 @@ class GreatExpectationsRunner:
         return outcomes
 
 
-def tables_on_branch(spark: SparkSession, layer: str, branch: str) -> list[str]:
-    """Tables of ``layer`` that have ``branch`` (i.e. were written by this batch's run)."""
-    names = [r.tableName for r in spark.sql(f"SHOW TABLES IN {CATALOG_NAME}.{layer}").collect()]
-    return sorted(n for n in names if iceberg.branch_exists(spark, identifier(layer, n), branch))
+def _table_names(spark: SparkSession, namespace: str) -> list[str]:
+    return sorted(r.tableName for r in spark.sql(f"SHOW TABLES IN {CATALOG_NAME}.{namespace}").collect())
 
 
-def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id: str) -> GateReport:
-    """Validate every table of ``layer`` on the batch's audit branch, then publish all or none.
+def tables_on_branch(spark: SparkSession, namespace: str, branch: str, prefix: str = "") -> list[str]:
+    """Tables of ``namespace`` (named ``prefix*``) that have ``branch``, i.e. were staged by the batch's run."""
+    return [n for n in _table_names(spark, namespace)
+            if n.startswith(prefix) and iceberg.branch_exists(spark, identifier(namespace, n), branch)]
 
-    Failing rows are named by the suite's ``meta.primary_key`` columns.
-    Raises QualityGateFailed (main untouched, branches kept) when a ``fail``
-    expectation fails, SuiteNotFoundError when a written table has no suite.
+
+@dataclass(frozen=True)
+class _Batch:
+    """Where the tables of a layer stand for one batch."""
+
+    staged: list[str]
+    published: list[str]
+    missing: list[str]
+
+
+def _batch_tables(spark: SparkSession, layer: str, branch: str, batch_id: str, expected: list[str]) -> _Batch:
+    staged, published, missing = [], [], []
+    for table in expected:
+        ident = identifier(layer, table)
+        if not iceberg.table_exists(spark, ident):
+            missing.append(table)
+        elif iceberg.branch_exists(spark, ident, branch):
+            staged.append(table)
+        elif iceberg.batch_status(spark, ident, batch_id).published:
+            published.append(table)
+        else:
+            missing.append(table)
+    return _Batch(staged, published, missing)
+
+
+def _batch_frame(spark: SparkSession, reports: list[TableReport]) -> DataFrame:
+    """One row per staged table with its ``lakehouse.*_rows`` batch counts (for the ``_batch`` suite)."""
+    names = sorted({k.removeprefix(iceberg.PROPERTY_PREFIX) for r in reports for k in r.state if k.endswith(ROWS_SUFFIX)})
+    schema = T.StructType([T.StructField("table", T.StringType())] + [T.StructField(n, T.LongType()) for n in names])
+    rows = [(r.table, *[int(r.state[f"{iceberg.PROPERTY_PREFIX}{n}"]) if f"{iceberg.PROPERTY_PREFIX}{n}" in r.state
+                        else None for n in names]) for r in reports]
+    return spark.createDataFrame(rows, schema)
+
+
+def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id: str,
+             tables: list[str] | None = None) -> GateReport:
+    """Validate the batch's tables of ``layer`` on its audit branch, then publish all or none.
+
+    ``tables``: the tables the batch must hold (default: every registered table for bronze and
+    silver, the gold tables staged or published for gold). Each must be staged on the branch
+    or already published; quarantine tables ``quarantine.<layer>_*`` staged on the branch are
+    validated and published with them. Failing rows are named by the suite's
+    ``meta.primary_key`` columns.
+
+    Raises UpstreamNotPublishedError when a table of the batch was neither staged nor published
+    (nothing is published), QualityGateFailed (main untouched, branches kept) when a ``fail``
+    expectation fails, SuiteNotFoundError/ConfigurationError for a missing or invalid suite.
     """
     branch = iceberg.audit_branch(batch_id)
+    strict = tables is not None or layer != "gold"
+    if tables is None:
+        tables = ([t.name for t in Registry.load(settings)] if layer in ("bronze", "silver")
+                  else _table_names(spark, layer))
+    batch = _batch_tables(spark, layer, branch, batch_id, tables)
+    if (strict and batch.missing) or not (batch.staged or batch.published):
+        raise UpstreamNotPublishedError(
+            f"{layer} gate, batch {batch_id}: nothing staged or published for "
+            f"{', '.join(batch.missing) or 'any table'}; run the {layer} step for this interval first")
+    report = GateReport(layer, batch_id, [], already_published=[f"{layer}.{t}" for t in batch.published])
+    if not batch.staged:
+        return report
     runner = GreatExpectationsRunner(settings)
-    report = GateReport(layer, batch_id, [])
-    tables = tables_on_branch(spark, layer, branch)
-    for table in tables:
-        ident = identifier(layer, table)
+    staged = [(layer, t) for t in batch.staged] + [("quarantine", t) for t in
+                                                    tables_on_branch(spark, "quarantine", branch, f"{layer}_")]
+    for namespace, table in staged:
+        ident = identifier(namespace, table)
         df = spark.read.option("branch", branch).table(ident)
-        suite = load_suite(settings, layer, table)
+        suite = load_suite(settings, namespace, table)
         keys = list((suite.get("meta") or {}).get("primary_key", []))
-        outcomes = runner.validate(f"{layer}.{table}", df, suite, keys, run_name=batch_id)
-        report.tables.append(TableReport(table, df.count(), all(o.success for o in outcomes), outcomes))
+        outcomes = runner.validate(f"{namespace}.{table}", df, suite, keys, run_name=batch_id)
+        report.tables.append(TableReport(f"{namespace}.{table}", df.count(), all(o.success for o in outcomes),
+                                         outcomes, iceberg.summary(spark, ident, branch)))
+    if (suite_folder(settings, layer) / f"{BATCH_SUITE}.json").exists():
+        batch_reports = [r for r in report.tables if r.table.startswith(f"{layer}.")]
+        suite = load_suite(settings, layer, BATCH_SUITE)
+        outcomes = runner.validate(f"{layer}.{BATCH_SUITE}", _batch_frame(spark, batch_reports), suite, ["table"],
+                                   run_name=batch_id)
+        report.tables.append(TableReport(f"{layer}.{BATCH_SUITE}", len(batch_reports),
+                                         all(o.success for o in outcomes), outcomes))
     if report.success:
-        for table in tables:
-            iceberg.publish(spark, identifier(layer, table), branch)
-            report.published.append(table)
+        for namespace, table in staged:
+            iceberg.publish(spark, identifier(namespace, table), branch)
+            report.published.append(f"{namespace}.{table}")
     else:
-        for table in tables:
-            iceberg.keep_failed_branch(spark, identifier(layer, table), branch)
+        for namespace, table in staged:
+            iceberg.keep_failed_branch(spark, identifier(namespace, table), branch)
     report.write(settings.quality_dir)
     if not report.success:
         raise QualityGateFailed(f"{layer} gate failed for batch {batch_id}; nothing published:\n"

@@ -11,9 +11,11 @@ import tomllib
 from enum import Enum
 from importlib import resources
 from pathlib import Path
+from typing import Iterable
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from lakehouse_core.errors import ConfigurationError
 from lakehouse_core.settings import CATALOG_NAME, LakehouseSettings
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -21,7 +23,7 @@ LAYERS = ("bronze", "silver", "gold", "quarantine")
 XMIN_CURSOR = "xmin"
 
 
-class RegistryError(ValueError):
+class RegistryError(ConfigurationError):
     """The registry file is malformed or names an unknown table."""
 
 
@@ -79,6 +81,20 @@ class TableSpec(BaseModel):
             if target.count(".") != 1:
                 raise RegistryError(f"foreign key {column} -> {target!r}: expected 'parent_table.column'")
         return value
+
+    def check_columns(self, columns: Iterable[str], where: str) -> None:
+        """Raise RegistryError when a column the entry declares (pii, foreign key, event time, key)
+        is not among ``columns`` of the table read (``where`` names it): a declaration that
+        matches nothing would silently do nothing (e.g. leave personal data unmasked)."""
+        present = set(columns)
+        declared = [("pii column", c) for c in self.pii] + [("foreign key column", c) for c in self.foreign_keys]
+        declared += [("primary key column", c) for c in self.primary_key]
+        if self.event_time:
+            declared.append(("event_time column", self.event_time))
+        missing = [f"{what} {column!r}" for what, column in declared if column not in present]
+        if missing:
+            raise RegistryError(f"registry table {self.name}: {', '.join(missing)} not in {where} "
+                                f"(columns: {', '.join(sorted(present))})")
 
     def parent_tables(self) -> list[str]:
         return [target.split(".")[0] for target in self.foreign_keys.values()]

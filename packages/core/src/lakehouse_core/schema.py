@@ -7,11 +7,12 @@ type change fails naming table, column and both types.
 
 from __future__ import annotations
 
+from lakehouse_core.errors import DataError
 from pyspark.sql.types import (DataType, DecimalType, DoubleType, FloatType, IntegerType, LongType,
                                ShortType, StructType)
 
 
-class SchemaDriftError(RuntimeError):
+class SchemaDriftError(DataError):
     """A column changed type incompatibly; nothing was written."""
 
 

@@ -10,17 +10,28 @@ Every value comes from an environment variable with the prefix ``LAKEHOUSE_``
 
 No credential has a default: embedded PostgreSQL uses trust authentication on
 the loopback interface only.
+
+Nothing is ignored: a ``LAKEHOUSE_*`` variable that names no setting (a typo such as
+``LAKEHOUSE_SOURCE__DATABASE``) or a value that does not parse raises
+``ConfigurationError`` naming the variable (and the closest valid name).
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
+import os
 from enum import Enum
-from typing import Literal
 from pathlib import Path
+from typing import Any, Iterator, Literal, Mapping, get_args
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lakehouse_core.errors import ConfigurationError
+
+ENV_PREFIX = "LAKEHOUSE_"
+NESTED = "__"
 
 CATALOG_NAME = "lakehouse"  # fixed (DESIGN §9): the same in Spark and pyiceberg
 
@@ -31,7 +42,13 @@ class Profile(str, Enum):
     cluster = "cluster"
 
 
-class PostgresSettings(BaseModel):
+class SettingsGroup(BaseModel):
+    """A nested group of settings (``LAKEHOUSE_<GROUP>__<NAME>``); unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PostgresSettings(SettingsGroup):
     """Connection to one PostgreSQL database. ``host=None`` means the embedded server."""
 
     host: str | None = None
@@ -53,7 +70,7 @@ class CatalogDatabase(PostgresSettings):
     dbname: str = "iceberg_catalog"
 
 
-class SparkSettings(BaseModel):
+class SparkSettings(SettingsGroup):
     master: str = "local[2]"
     driver_memory: str = "2g"
     shuffle_partitions: int = 4
@@ -62,7 +79,7 @@ class SparkSettings(BaseModel):
     extra_conf: dict[str, str] = Field(default_factory=dict)
 
 
-class S3Settings(BaseModel):
+class S3Settings(SettingsGroup):
     """Object store for ``s3://`` warehouses (MinIO in compose)."""
 
     endpoint: str | None = None
@@ -72,7 +89,7 @@ class S3Settings(BaseModel):
     path_style_access: bool = True
 
 
-class ExtractSettings(BaseModel):
+class ExtractSettings(SettingsGroup):
     """Incremental extraction bounds (see lakehouse_bronze)."""
 
     safety_lag_seconds: int = 300
@@ -85,7 +102,7 @@ class ExtractSettings(BaseModel):
     reader: Literal["jdbc", "copy"] = "copy"
 
 
-class MaintenanceSettings(BaseModel):
+class MaintenanceSettings(SettingsGroup):
     """Compaction of merged (silver) tables before each run (``lakehouse_core.iceberg.compact``)."""
 
     compact: bool = True
@@ -93,7 +110,7 @@ class MaintenanceSettings(BaseModel):
     delete_file_threshold: int = Field(2, ge=1)  # delete files on a data file that trigger its rewrite
 
 
-class LineageSettings(BaseModel):
+class LineageSettings(SettingsGroup):
     enabled: bool = True
     namespace: str = "lakehouse"
     # None: file transport into <home>/lineage/ ; otherwise an HTTP endpoint (Marquez).
@@ -103,14 +120,27 @@ class LineageSettings(BaseModel):
 class LakehouseSettings(BaseSettings):
     """All settings of the platform, read from ``LAKEHOUSE_*`` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="LAKEHOUSE_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="forbid")
+
+    def __init__(self, **values: Any):
+        """Read the environment. Raises ConfigurationError for an unknown ``LAKEHOUSE_*`` variable
+        or a value that does not parse (naming the variable)."""
+        check_environment(os.environ)
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{ENV_PREFIX}{NESTED.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+                for error in exc.errors())
+            raise ConfigurationError(f"invalid settings: {problems}") from None
 
     profile: Profile = Profile.local
     home: Path = Field(default_factory=lambda: Path.cwd() / ".lakehouse")
     jar_cache: Path = Field(default_factory=lambda: Path.home() / ".cache" / "lakehouse" / "jars")
     warehouse: str | None = None  # default: <home>/warehouse
     registry_path: Path | None = None  # default: the registry shipped with lakehouse-core
-    expectations_dir: Path = Field(default_factory=lambda: Path.cwd() / "expectations")
+    # Great Expectations suites: <dir>/<layer>/<table>.json; default: the suites each layer's wheel ships
+    expectations_dir: Path | None = None
     # bin/ of the environment that holds the built layer wheels (Airflow tasks run from it)
     runtime_bin: Path | None = None
     # key of the PII masking HMAC (required outside the local profile)
@@ -144,6 +174,39 @@ class LakehouseSettings(BaseSettings):
     @property
     def uses_embedded_postgres(self) -> bool:
         return self.source.host is None or self.catalog.host is None
+
+
+def _variables(model: type[BaseModel], prefix: str) -> Iterator[str]:
+    """Every environment variable ``model`` reads under ``prefix`` (nested groups included)."""
+    for name, field in model.model_fields.items():
+        variable = f"{prefix}{name.upper()}"
+        nested = [a for a in (field.annotation, *get_args(field.annotation))
+                  if isinstance(a, type) and issubclass(a, BaseModel)]
+        if nested:
+            yield from _variables(nested[0], variable + NESTED)
+        yield variable
+
+
+def known_variables() -> set[str]:
+    """Every ``LAKEHOUSE_*`` variable that names a setting. A mapping setting such as
+    ``LAKEHOUSE_SPARK__EXTRA_CONF`` takes a JSON object: its keys keep their case, which
+    per-key variables (``..._EXTRA_CONF__<key>``, lower-cased by pydantic-settings) would not."""
+    return set(_variables(LakehouseSettings, ENV_PREFIX))
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Raise ConfigurationError naming every ``LAKEHOUSE_*`` variable that is no setting, with the
+    closest valid name (pydantic-settings would ignore it silently)."""
+    known = known_variables()
+    unknown = []
+    for variable in sorted(environ):
+        name = variable.upper()
+        if name.startswith(ENV_PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            unknown.append(f"{variable}" + (f" (did you mean {close[0]}?)" if close else ""))
+    if unknown:
+        raise ConfigurationError(f"unknown setting(s): {', '.join(unknown)}; "
+                                 f"every {ENV_PREFIX}* variable must name a setting")
 
 
 @functools.lru_cache(maxsize=1)

@@ -9,12 +9,15 @@ import contextlib
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 from pyspark.sql import SparkSession
 
 from lakehouse_core import jvm, postgres
 from lakehouse_core.settings import CATALOG_NAME, LakehouseSettings
+
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,10 @@ def spark_conf(settings: LakehouseSettings, app_name: str, parent: ParentRun | N
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.defaultCatalog": CATALOG_NAME,
-        # the OpenLineage listener reflects into the class loader (Java 17 module rules)
-        "spark.driver.extraJavaOptions": "--add-opens=java.base/java.security=ALL-UNNAMED",
+        # the OpenLineage listener reflects into the class loader (Java 17 module rules); the
+        # platform's logging configuration (see log4j2.properties beside this module)
+        "spark.driver.extraJavaOptions": "--add-opens=java.base/java.security=ALL-UNNAMED "
+                                         f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}",
     }
     if settings.spark.master.startswith("local"):
         conf |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
@@ -151,7 +156,6 @@ def get_spark(settings: LakehouseSettings, app_name: str, parent: ParentRun | No
     for key, value in spark_conf(settings, app_name, parent).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
     for namespace in ("bronze", "silver", "gold", "quarantine"):
         spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG_NAME}.{namespace}")
     _name_catalog_for_lineage(spark)

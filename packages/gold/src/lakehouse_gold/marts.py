@@ -7,7 +7,6 @@ only covers business days that ended by the end of the run's data interval.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import version
 from typing import Callable
 
 from pyspark.sql import DataFrame, SparkSession
@@ -77,23 +76,20 @@ class GoldResult:
 def build_mart(spark: SparkSession, settings: LakehouseSettings, mart: Mart, interval: DataInterval) -> GoldResult:
     """Rebuild ``gold.<mart>`` on the batch's audit branch, recording the silver snapshots read.
 
-    Raises BatchOrderError when a newer batch is already published.
+    Raises BatchOrderError when a newer batch is already published and
+    UpstreamNotPublishedError when the silver batch of an upstream table is not published.
     """
     ident = identifier("gold", mart.name)
     batch_id = interval.batch_id
-    branch = iceberg.audit_branch(batch_id)
     start = iceberg.start_batch(spark, ident, batch_id)
     if start.already_published:
         return GoldResult(mart.name, 0, skipped=True)
+    for table in mart.upstream:
+        iceberg.require_published(spark, identifier("silver", table), batch_id, f"gold.{mart.name}")
     df = mart.build(spark, settings, interval).localCheckpoint()
     if not start.exists:
         iceberg.create_table(spark, ident, df.schema, partition_by=mart.partition_by)
-    iceberg.start_audit_branch(spark, ident, branch)
-    df.writeTo(f"{ident}.branch_{branch}").overwrite(F.lit(True))
     upstream = {t: iceberg.snapshot_id(spark, identifier("silver", t)) for t in mart.upstream}
-    iceberg.commit_properties(spark, ident, branch, {
-        "lakehouse.batch_id": batch_id,
-        "lakehouse.upstream_snapshot": iceberg.encode(upstream),
-        "lakehouse.package_version": version(PACKAGE),
-    })
+    iceberg.stage(spark, ident, batch_id, lambda target: df.writeTo(target).overwrite(F.lit(True)), PACKAGE,
+                  {"lakehouse.upstream_snapshot": iceberg.encode(upstream)})
     return GoldResult(mart.name, df.count())

@@ -16,12 +16,13 @@ import secrets
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from lakehouse_core.errors import ConfigurationError
 from lakehouse_core.settings import LakehouseSettings, Profile
 
 BLOCK = 64  # SHA-256 block size in bytes
 
 
-class MissingSecretError(RuntimeError):
+class MissingSecretError(ConfigurationError):
     """No PII key is configured for a non-local profile."""
 
 

@@ -7,8 +7,10 @@ Rules (first failing rule wins, all are reported by name):
 * ``orphan_<column>``     a declared foreign key points at no row of the parent
                           (the parent as staged by this run, i.e. its audit branch, else ``main``).
 
-Each quarantined row keeps the rule, the batch id and the raw bronze values (JSON).
-Rerunning a batch replaces its quarantined rows, so counts never double.
+Each quarantined row keeps the rule, the batch id and the bronze values as JSON, with the
+table's PII columns masked exactly as silver masks them. Quarantine rows are staged on the
+batch's audit branch and published (or not) by the silver gate together with silver; a
+rerun of an unpublished batch starts the branch again, so counts never double.
 """
 
 from __future__ import annotations
@@ -18,14 +20,18 @@ from pyspark.sql import functions as F
 
 from lakehouse_core import iceberg
 from lakehouse_core.registry import TableSpec, identifier
+from lakehouse_core.settings import LakehouseSettings
+from lakehouse_silver import pii
 from lakehouse_silver.vocabulary import enum_columns
 
 RAW_COLUMN = "_raw"
 
 
-def raw_values(bronze_rows: DataFrame) -> Column:
-    """The source values of a bronze row as JSON (kept for quarantined rows)."""
-    return F.to_json(F.struct(*[c for c in bronze_rows.columns if not c.startswith("_")]))
+def raw_values(bronze_rows: DataFrame, spec: TableSpec, settings: LakehouseSettings) -> Column:
+    """The source values of a bronze row as JSON (kept for quarantined rows), PII columns masked."""
+    key = pii.pii_key(settings) if spec.pii else b""
+    return F.to_json(F.struct(*[pii.mask(F.col(c), spec.pii[c], key).alias(c) if c in spec.pii else F.col(c)
+                                for c in bronze_rows.columns if not c.startswith("_")]))
 
 
 def _raw_field(column: str) -> Column:
@@ -67,8 +73,10 @@ def split(spark: SparkSession, candidates: DataFrame, spec: TableSpec, branch: s
     return df.where("_rule IS NULL").drop("_rule"), df.where("_rule IS NOT NULL")
 
 
-def record(spark: SparkSession, rejected: DataFrame, spec: TableSpec, batch_id: str) -> int:
-    """Replace this batch's rows in ``quarantine.silver_<table>``; return how many were quarantined."""
+def stage(spark: SparkSession, rejected: DataFrame, spec: TableSpec, batch_id: str, package: str) -> int:
+    """Stage this batch's rows of ``quarantine.silver_<table>`` on the batch's audit branch (published
+    by the silver gate with silver); return how many were quarantined. With none, the table is not
+    touched (and a branch left by an earlier attempt of the batch is dropped)."""
     rows = rejected.select(
         F.col("_rule").alias("rule"), F.lit(batch_id).alias("batch_id"),
         F.to_json(F.struct(*[F.col(k) for k in spec.primary_key])).alias("primary_key"),
@@ -76,9 +84,13 @@ def record(spark: SparkSession, rejected: DataFrame, spec: TableSpec, batch_id: 
     ).localCheckpoint()
     count = rows.count()
     ident = identifier("quarantine", f"silver_{spec.name}")
-    if not iceberg.table_exists(spark, ident):
-        if count == 0:
-            return 0
+    exists = iceberg.table_exists(spark, ident)
+    if count == 0:
+        if exists:
+            iceberg.drop_branch(spark, ident, iceberg.audit_branch(batch_id))
+        return 0
+    if not exists:
         iceberg.create_table(spark, ident, rows.schema, partition_by=["batch_id"])
-    rows.writeTo(ident).overwrite(F.col("batch_id") == batch_id)
+    iceberg.stage(spark, ident, batch_id, lambda target: rows.writeTo(target).append(), package,
+                  {"lakehouse.quarantined_rows": str(count)})
     return count

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib.metadata import version
 from typing import Callable
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -57,6 +56,7 @@ def conform(df: DataFrame, spec: TableSpec, settings: LakehouseSettings) -> Data
     Unknown enumeration values become NULL here and are caught by the quarantine rules
     (which compare with the raw value kept in ``_raw``).
     """
+    spec.check_columns(df.columns, f"bronze.{spec.name}")
     key = pii.pii_key(settings) if spec.pii else b""
     enums = enum_columns(spec.name)
     for field in df.schema.fields:
@@ -107,7 +107,7 @@ def changes_from_bronze(spark: SparkSession, settings: LakehouseSettings, spec: 
     version leaves the key at its last valid version: processing bronze batch by batch or
     all at once gives the same silver.
     """
-    raw = bronze_rows.withColumn(quarantine.RAW_COLUMN, quarantine.raw_values(bronze_rows))
+    raw = bronze_rows.withColumn(quarantine.RAW_COLUMN, quarantine.raw_values(bronze_rows, spec, settings))
     conformed = TRANSFORMERS.get(spec.name, lambda d: d)(conform(raw, spec, settings))
     accepted, rejected = quarantine.split(spark, conformed, spec, branch)
     latest = (latest_per_key(accepted, spec).withColumnRenamed("_batch_id", "_source_batch_id")
@@ -137,15 +137,15 @@ def _evolve(spark: SparkSession, silver: str, incoming: DataFrame) -> list[str]:
     return added
 
 
-def merge_into_branch(spark: SparkSession, silver: str, branch: str, changes: DataFrame, spec: TableSpec) -> None:
-    """``MERGE`` the changes (``_op`` upsert/delete) into ``silver`` on ``branch``."""
+def merge_into(spark: SparkSession, target: str, changes: DataFrame, spec: TableSpec) -> None:
+    """``MERGE`` the changes (``_op`` upsert/delete) into ``target`` (a silver table's branch identifier)."""
     columns = [c for c in changes.columns if c != "_op"]
     view = f"silver_changes_{re.sub(r'[^a-z0-9_]', '_', spec.name)}"
     changes.createOrReplaceTempView(view)
     on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in spec.primary_key)
     assignments = ", ".join(f"t.`{c}` = s.`{c}`" for c in columns)
     spark.sql(f"""
-        MERGE INTO {silver}.branch_{branch} t
+        MERGE INTO {target} t
         USING {view} s ON {on}
         WHEN MATCHED AND s._op = 'delete' THEN DELETE
         WHEN MATCHED THEN UPDATE SET {assignments}
@@ -158,8 +158,9 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
                     interval: DataInterval) -> SilverResult:
     """Merge the table's new bronze versions into its silver audit branch.
 
-    Raises BatchOrderError when a newer batch is already published and
-    SchemaDriftError when bronze changed a column type incompatibly (nothing written).
+    Raises BatchOrderError when a newer batch is already published, UpstreamNotPublishedError
+    when the bronze batch is not published, and SchemaDriftError when bronze changed a column
+    type incompatibly (nothing written).
     """
     bronze = identifier("bronze", spec.name)
     silver = identifier("silver", spec.name)
@@ -168,6 +169,7 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
     start = iceberg.start_batch(spark, silver, batch_id)
     if start.already_published:
         return SilverResult(spec.name, 0, 0, None, skipped=True)
+    iceberg.require_published(spark, bronze, batch_id, f"silver.{spec.name}")
     exists, since = start.exists, start.state("upstream_snapshot")
 
     new_bronze, head = read_new_bronze(spark, bronze, since)
@@ -176,7 +178,7 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
     table_columns = changes.drop("_op")
     if exists:  # an incompatible change fails here, before anything (quarantine included) is written
         check_evolution(silver, spark.table(silver).schema, table_columns.schema)
-    quarantined = quarantine.record(spark, rejected, spec, batch_id)
+    quarantined = quarantine.stage(spark, rejected, spec, batch_id, PACKAGE)
 
     new_columns: list[str] = []
     if not exists:
@@ -189,12 +191,8 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
         if settings.maintenance.compact:  # MERGEs leave small files and delete files behind
             iceberg.compact(spark, silver, settings.maintenance.min_input_files,
                             settings.maintenance.delete_file_threshold)
-    iceberg.start_audit_branch(spark, silver, branch)
-    merge_into_branch(spark, silver, branch, changes, spec)
-    iceberg.commit_properties(spark, silver, branch, {
-        "lakehouse.batch_id": batch_id,
+    iceberg.stage(spark, silver, batch_id, lambda target: merge_into(spark, target, changes, spec), PACKAGE, {
         "lakehouse.upstream_snapshot": iceberg.encode(head),
-        "lakehouse.quarantined": str(quarantined),
-        "lakehouse.package_version": version(PACKAGE),
+        "lakehouse.quarantined_rows": str(quarantined),
     })
     return SilverResult(spec.name, changes.count(), quarantined, head, tuple(new_columns))
