@@ -200,8 +200,8 @@ def test_second_batch_merges_source_changes(spark, shop, tmp_path):
     # the future-dated payment version is not in bronze, but counted and reported with a warning
     (future_id,) = source_rows(settings, "SELECT id FROM payment ORDER BY id LIMIT 1 OFFSET %s",
                                (FUTURE_PAYMENT_OFFSET,))[0]
-    assert extracted["payment"].deferred_rows >= 1 and extracted["payment"].future_rows == 1
-    assert extracted["orders"].deferred_rows == 0  # xmin cursors have no upper bound
+    assert extracted["payment"].deferred.rows >= 1 and extracted["payment"].deferred.future == 1
+    assert extracted["orders"].deferred.rows == 0  # xmin cursors have no upper bound
     assert spark.table("lakehouse.bronze.payment").where(f"id = {future_id} AND _batch_id = '{DAY2.batch_id}'").count() == 0
     assert iceberg.summary(spark, identifier("bronze", "payment"))["lakehouse.future_rows"] == "1"
     batch_checks = next(t for t in bronze_report.tables if t.table == "bronze._batch")

@@ -16,9 +16,10 @@ def _extract(args: argparse.Namespace) -> int:
     for result in extract_tables(job.spark, job.settings, job.tables, job.interval, state):
         outcome = ("already published, skipped" if result.skipped else
                    f"{result.rows_written} rows and {result.deletes} deletes staged, watermark {result.watermark}")
-        if result.deferred_rows:
-            outcome += (f"; {result.deferred_rows} source rows beyond the upper bound left for a later batch"
-                        + (f" ({result.future_rows} dated after the source clock)" if result.future_rows else ""))
+        deferred = result.deferred
+        if deferred.rows:
+            outcome += (f"; {deferred.rows} source rows beyond the upper bound left for a later batch"
+                        + (f" ({deferred.future} dated after the source clock)" if deferred.future else ""))
         print(f"bronze.{result.table}: {outcome}")
     return 0
 

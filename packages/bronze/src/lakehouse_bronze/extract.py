@@ -46,6 +46,16 @@ DRIVER_THREADS = 8
 
 
 @dataclass(frozen=True)
+class Deferred:
+    """Source rows a timestamp-cursor batch leaves for later batches, beyond its upper bound
+    (``cursors``): how many, and how many of them are dated after the source's clock. Zero for
+    other cursors."""
+
+    rows: int = 0
+    future: int = 0
+
+
+@dataclass(frozen=True)
 class ExtractResult:
     table: str
     rows_written: int
@@ -53,16 +63,7 @@ class ExtractResult:
     watermark: dict | None
     new_columns: tuple[str, ...] = ()
     skipped: bool = False
-    deferred_rows: int = 0  # rows beyond the upper bound, left for a later batch (cursors.py)
-    future_rows: int = 0  # of those, rows dated after the source's clock
-
-
-@dataclass(frozen=True)
-class Deferred:
-    """Source rows a timestamp-cursor batch leaves for later batches (zero for other cursors)."""
-
-    rows: int = 0
-    future: int = 0
+    deferred: Deferred = Deferred()
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,7 @@ class TablePlan:
                 "lakehouse.deferred_rows": str(self.deferred.rows), "lakehouse.future_rows": str(self.deferred.future)}
 
     def result(self, rows: int, deletes: int, watermark: dict | None, new_columns: tuple[str, ...] = ()) -> ExtractResult:
-        return ExtractResult(self.spec.name, rows, deletes, watermark, new_columns,
-                             deferred_rows=self.deferred.rows, future_rows=self.deferred.future)
+        return ExtractResult(self.spec.name, rows, deletes, watermark, new_columns, deferred=self.deferred)
 
     def watermark(self, seen_max: int | None) -> dict | None:
         """The watermark to commit: the plan's, or for a serial cursor the highest id read."""

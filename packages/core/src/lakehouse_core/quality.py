@@ -327,11 +327,11 @@ def _batch_tables(spark: SparkSession, layer: str, branch: str, batch_id: str, e
 
 def _batch_frame(spark: SparkSession, reports: list[TableReport]) -> DataFrame:
     """One row per staged table with its ``lakehouse.*_rows`` batch counts (for the ``_batch`` suite)."""
-    names = sorted({k.removeprefix(iceberg.PROPERTY_PREFIX) for r in reports for k in r.state if k.endswith(ROWS_SUFFIX)})
+    counts = [{k.removeprefix(iceberg.PROPERTY_PREFIX): int(v) for k, v in r.state.items() if k.endswith(ROWS_SUFFIX)}
+              for r in reports]
+    names = sorted(set().union(*counts))
     schema = T.StructType([T.StructField("table", T.StringType())] + [T.StructField(n, T.LongType()) for n in names])
-    rows = [(r.table, *[int(r.state[f"{iceberg.PROPERTY_PREFIX}{n}"]) if f"{iceberg.PROPERTY_PREFIX}{n}" in r.state
-                        else None for n in names]) for r in reports]
-    return spark.createDataFrame(rows, schema)
+    return spark.createDataFrame([(r.table, *[c.get(n) for n in names]) for r, c in zip(reports, counts)], schema)
 
 
 def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id: str,
