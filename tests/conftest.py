@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# Py4J logs "Closing down clientserver connection" at INFO from __del__ at interpreter exit, after
+# pytest closed the streams its handlers write to ("--- Logging error --- ... closed file").
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
@@ -22,10 +26,13 @@ def lakehouse_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(lakehouse_home: Path):
     """Settings on a throw-away state folder, with the embedded PostgreSQL running for the session."""
     from lakehouse_core import postgres
-    from lakehouse_core.settings import LakehouseSettings
+    from lakehouse_core.settings import LakehouseSettings, get_settings
 
     os.environ["LAKEHOUSE_HOME"] = str(lakehouse_home)
     os.environ["LAKEHOUSE_EXPECTATIONS_DIR"] = str(REPO_ROOT / "expectations")
+    # code that read the process-wide settings earlier (e.g. a DAG module imported by a test) must
+    # not keep the state folder it saw then: in-process CLI calls would start a server there
+    get_settings.cache_clear()
     s = LakehouseSettings()
     server = postgres.EmbeddedPostgres.for_settings(s)
     server.start()
@@ -44,9 +51,11 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def spark(settings):
     """The one SparkSession of the test process (lineage off: the end-to-end test covers it)."""
+    from lakehouse_core.settings import get_settings
     from lakehouse_core.spark import get_spark
 
     os.environ["LAKEHOUSE_LINEAGE__ENABLED"] = "false"
+    get_settings.cache_clear()
     quiet = settings.model_copy(update={"lineage": settings.lineage.model_copy(update={"enabled": False})})
     session = get_spark(quiet, "lakehouse-tests")
     yield session

@@ -237,10 +237,13 @@ def test_older_published_batch_rerun_after_a_newer_one_is_a_no_op(spark, shop):
     assert {t: iceberg.snapshot_id(spark, t) for t in tables} == before
 
 
-def run_cli(capsys, *argv: str) -> tuple[int, list[str]]:
-    """``lakehouse ARGV`` in this process (its SparkSession): exit code and stderr lines."""
+def run_cli(capsys, settings, *argv: str) -> tuple[int, list[str]]:
+    """``lakehouse ARGV`` in this process (its SparkSession) on ``settings``' state folder: exit code
+    and stderr lines."""
     from lakehouse_core.cli import main
+    from lakehouse_core.settings import get_settings
 
+    assert get_settings().home == settings.home, "the CLI would run against another state folder"
     capsys.readouterr()
     code = main(list(argv))
     return code, capsys.readouterr().err.splitlines()
@@ -370,7 +373,7 @@ def test_older_batch_after_newer_is_refused(spark, shop):
 
 def test_cli_refuses_an_older_unpublished_batch_in_one_line(spark, shop, capsys):
     older = DataInterval.parse("2023-01-03T00:00:00+07:00", "2023-01-04T00:00:00+07:00")
-    code, err = run_cli(capsys, "bronze", "extract", *interval_args(older), "--tables", "payment")
+    code, err = run_cli(capsys, shop, "bronze", "extract", *interval_args(older), "--tables", "payment")
     assert code == EXIT_DETERMINISTIC
     assert len(err) == 1 and err[0].startswith("lakehouse: error: bronze.payment: batch 20230102T1700_20230103T1700 is older")
 
@@ -424,7 +427,7 @@ def test_downstream_steps_refuse_a_batch_whose_upstream_is_not_published(spark, 
         transform_table(spark, shop, Registry.load(shop).get("orders"), DAY3)
     for argv in (["silver", "transform", "--tables", "customers"], ["gate", "silver"], ["gold", "build"],
                  ["gate", "gold"]):
-        code, err = run_cli(capsys, *argv, *interval_args(DAY3))
+        code, err = run_cli(capsys, shop, *argv, *interval_args(DAY3))
         assert code == EXIT_DETERMINISTIC, argv
         assert len(err) == 1 and err[0].startswith("lakehouse: error: "), (argv, err)
         assert DAY3.batch_id in err[0] and ("is not published" in err[0] or "nothing staged or published" in err[0])

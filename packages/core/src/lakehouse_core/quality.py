@@ -357,7 +357,8 @@ def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch
     if (strict and batch.missing) or not (batch.staged or batch.published):
         raise UpstreamNotPublishedError(
             f"{layer} gate, batch {batch_id}: nothing staged or published for "
-            f"{', '.join(batch.missing) or 'any table'}; run the {layer} step for this interval first")
+            f"{', '.join(batch.missing) or 'any table'}; run the {layer} step for this interval first "
+            "(--tables gates a subset)")
     report = GateReport(layer, batch_id, [], already_published=[f"{layer}.{t}" for t in batch.published])
     if not batch.staged:
         return report
