@@ -8,18 +8,19 @@ from lakehouse_core.cli import add_batch_arguments, start_layer_job
 
 
 def _build(args: argparse.Namespace) -> int:
-    from lakehouse_gold.marts import MARTS, build_mart
+    from lakehouse_gold.build import build_table
+    from lakehouse_gold.tables import GOLD_TABLES
 
     job = start_layer_job(args, "gold")
-    for mart in MARTS.values():
-        result = build_mart(job.spark, job.settings, mart, job.interval)
-        print(f"gold.{mart.name}: " + ("already published, skipped" if result.skipped else f"{result.rows} rows staged"))
+    for table in GOLD_TABLES.values():
+        result = build_table(job.spark, job.settings, table, job.interval)
+        print(f"gold.{table.name}: " + ("already published, skipped" if result.skipped else f"{result.rows} rows staged"))
     return 0
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``lakehouse gold ...``."""
     gold = subparsers.add_parser("gold", help="gold layer").add_subparsers(dest="gold_command", required=True)
-    build = gold.add_parser("build", help="rebuild the marts on gold audit branches")
+    build = gold.add_parser("build", help="rebuild the gold tables (dimensions, marts) on their audit branches")
     add_batch_arguments(build, with_tables=False)
     build.set_defaults(func=_build)
