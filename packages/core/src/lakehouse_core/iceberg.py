@@ -239,17 +239,6 @@ def summary(spark: SparkSession, ident: str, ref: str = PUBLISH_TAG) -> dict[str
     return {k: v for k, v in dict(snap.summary()).items() if k.startswith(PROPERTY_PREFIX)}
 
 
-def published_batches(spark: SparkSession, ident: str) -> set[str]:
-    """Every batch id published to ``main`` (ancestors of its head); walks the whole history."""
-    table = java_table(spark, ident)
-    found = set()
-    for snap in _ancestors(table):
-        batch = snap.summary().get(f"{PROPERTY_PREFIX}batch_id")
-        if batch:
-            found.add(str(batch))
-    return found
-
-
 def _ancestors(table: Any) -> Iterator[Any]:
     """The snapshots of ``main``, head first."""
     snap = table.currentSnapshot()
