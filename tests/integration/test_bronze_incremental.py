@@ -302,3 +302,21 @@ def test_bronze_current_state_equals_source(spark, source, cursor, reader, steps
             case.set_clock(case.now + timedelta(hours=1))
             case.extract()
     assert case.current_from_bronze() == case.current_in_source()
+
+
+def test_a_simulator_clock_without_its_row_is_an_error_not_a_crash(source):
+    """The simulator clock is one row; an empty clock table names itself (it was a TypeError)."""
+    from lakehouse_bronze.source import SourceSchemaError
+
+    with postgres.connect(source.source, source) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, sim_now FROM lakehouse_sim.clock")
+        saved = cur.fetchall()
+        cur.execute("DELETE FROM lakehouse_sim.clock")
+        conn.commit()
+    try:
+        with pytest.raises(SourceSchemaError, match=r"lakehouse_sim\.clock holds 0 rows; the simulator clock is one row"):
+            source_state(source)
+    finally:
+        with postgres.connect(source.source, source) as conn, conn.cursor() as cur:
+            cur.executemany("INSERT INTO lakehouse_sim.clock (id, sim_now) VALUES (%s, %s)", saved)
+            conn.commit()

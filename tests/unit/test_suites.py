@@ -65,6 +65,17 @@ def test_bronze_suite_on_a_personal_data_column_is_refused(tmp_path):
         load_suite(settings_with(tmp_path, tmp_path), "bronze", "customers")
 
 
+def test_unknown_expectation_type_is_an_error_not_a_skipped_check(tmp_path):
+    """Great Expectations logs an unknown type and validates the rest: the gate would be weaker."""
+    path = write_suite(tmp_path, "gold", "mart_x", [
+        {"type": "expect_column_pair_values_A_to_be_greater_than_B", "kwargs": {"column_A": "a", "column_B": "b"},
+         "meta": {"severity": "fail"}},
+    ])
+    with pytest.raises(ConfigurationError, match=rf"{path}: expectation 1 .*unknown expectation type "
+                                                 r"'expect_column_pair_values_A_to_be_greater_than_B'"):
+        load_suite(settings_with(tmp_path, tmp_path), "gold", "mart_x")
+
+
 def test_every_suite_in_the_repository_is_valid():
     settings = LakehouseSettings(expectations_dir=REPO / "expectations")
     for path in sorted((REPO / "expectations").glob("*/*.json")):

@@ -76,7 +76,11 @@ def source_state(settings: LakehouseSettings) -> SourceState:
             cur.execute("SELECT to_regclass('lakehouse_sim.clock') IS NOT NULL")
             if cur.fetchone()[0]:
                 cur.execute("SELECT sim_now FROM lakehouse_sim.clock")
-                return SourceState(cur.fetchone()[0], snapshot)
+                rows = cur.fetchall()
+                if len(rows) != 1:
+                    raise SourceSchemaError(f"lakehouse_sim.clock holds {len(rows)} rows; the simulator clock is one "
+                                            "row (sim_now): set it, or drop the table to use the database clock")
+                return SourceState(rows[0][0], snapshot)
             if clock == "simulator":
                 raise SourceSchemaError("source_clock=simulator but lakehouse_sim.clock does not exist in the source")
         return SourceState(db_now, snapshot)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from lakehouse_core.errors import BatchError
@@ -35,6 +35,17 @@ class DataInterval:
             raise ValueError(f"empty data interval {start} .. {end}")
         return interval
 
+    @classmethod
+    def from_batch_id(cls, batch_id: str) -> "DataInterval":
+        """The interval a batch id was made from; raises ValueError for a malformed id."""
+        try:
+            start, end = (datetime.strptime(part, "%Y%m%dT%H%M").replace(tzinfo=timezone.utc)
+                          for part in batch_id.split("_"))
+        except ValueError:
+            raise ValueError(f"malformed batch id {batch_id!r} (expected <start>_<end>, e.g. "
+                             "20230106T1700_20230107T1700)") from None
+        return cls(start, end)
+
     @property
     def batch_id(self) -> str:
         """Sortable id, e.g. ``20230106T1700_20230107T1700`` (UTC)."""
@@ -43,6 +54,10 @@ class DataInterval:
     def end_in_zone(self, zone: str) -> datetime:
         """The interval end as naive local time in ``zone`` (how the source stores time)."""
         return self.end.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+
+    def last_day(self, zone: str) -> date:
+        """The last calendar day in ``zone`` the interval covers (its logical date for a daily run)."""
+        return (self.end.astimezone(ZoneInfo(zone)) - timedelta(microseconds=1)).date()
 
 
 def check_not_older(batch_id: str, published: set[str], table: str) -> None:

@@ -239,6 +239,20 @@ def summary(spark: SparkSession, ident: str, ref: str = PUBLISH_TAG) -> dict[str
     return {k: v for k, v in dict(snap.summary()).items() if k.startswith(PROPERTY_PREFIX)}
 
 
+def published_snapshots(spark: SparkSession, ident: str, until: int) -> list[tuple[str, int]]:
+    """(batch id, snapshot id) of every batch published on ``main`` up to snapshot ``until``,
+    oldest first: the table's history batch by batch (reads the whole ancestry: for rebuilds)."""
+    table = java_table(spark, ident)
+    history, snap = [], table.snapshot(until)
+    while snap is not None:
+        batch = snap.summary().get(f"{PROPERTY_PREFIX}batch_id")
+        if batch is not None and (not history or history[-1][0] != str(batch)):
+            history.append((str(batch), snap.snapshotId()))
+        parent = snap.parentId()
+        snap = None if parent is None else table.snapshot(parent)
+    return history[::-1]
+
+
 def _ancestors(table: Any) -> Iterator[Any]:
     """The snapshots of ``main``, head first."""
     snap = table.currentSnapshot()
@@ -316,15 +330,18 @@ def require_published(spark: SparkSession, ident: str, batch_id: str, consumer: 
 
 
 def stage(spark: SparkSession, ident: str, batch_id: str, write: Callable[[str], None], package: str,
-          properties: dict[str, str] | None = None) -> int:
+          properties: dict[str, str] | Callable[[], dict[str, str]] | None = None) -> int:
     """Stage a batch of ``ident`` on its audit branch: (re)start the branch at ``main`` (an unpublished
     earlier attempt is discarded), let ``write`` write to the branch identifier it is given, then
     commit the batch's state (``lakehouse.batch_id``, ``lakehouse.package_version`` of ``package``
-    and ``properties``) on the branch. Publishing is the gate's. Returns the branch head's id.
+    and ``properties``, or what ``properties()`` returns once ``write`` is done) on the branch.
+    Publishing is the gate's. Returns the branch head's id.
     """
     branch = audit_branch(batch_id)
     start_audit_branch(spark, ident, branch)
     write(f"{ident}.branch_{branch}")
+    if callable(properties):
+        properties = properties()
     state = {f"{PROPERTY_PREFIX}batch_id": batch_id, f"{PROPERTY_PREFIX}package_version": version(package)}
     return commit_properties(spark, ident, branch, state | (properties or {}))
 

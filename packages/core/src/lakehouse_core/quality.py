@@ -25,6 +25,7 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,10 @@ MAX_REPORTED_KEYS = 20
 SEVERITIES = ("fail", "warn")
 BATCH_SUITE = "_batch"
 ROWS_SUFFIX = "_rows"
+#: Snapshot-summary properties ``lakehouse.reconcile.<name>.<side>`` hold a total a layer computed
+#: two ways (e.g. ``gmv.gold`` from the mart, ``gmv.silver`` straight from silver); the ``_batch``
+#: suite compares them as columns ``<name>_<side>``.
+RECONCILE_PREFIX = "reconcile."
 SUITE_ENTRY_POINTS = "lakehouse.expectations"
 
 
@@ -182,7 +187,7 @@ def suite_folder(settings: LakehouseSettings, layer: str) -> Path:
 
 
 def validate_suite(suite: dict[str, Any], source: str, pii_columns: set[str] = frozenset()) -> dict[str, Any]:
-    """Check a suite read from ``source``: every ``meta.severity`` known, no expectation on a column
+    """Check a suite read from ``source``: every expectation type and ``meta.severity`` known, no expectation on a column
     in ``pii_columns`` (its failing values would be copied into results and Data Docs).
 
     Raises ConfigurationError naming the file, the expectation and the value.
@@ -190,8 +195,15 @@ def validate_suite(suite: dict[str, Any], source: str, pii_columns: set[str] = f
     expectations = suite.get("expectations")
     if not isinstance(expectations, list):
         raise ConfigurationError(f"{source}: a suite needs a list 'expectations'")
+    from great_expectations.exceptions import ExpectationNotFoundError
+    from great_expectations.expectations.registry import get_expectation_impl
+
     for number, expectation in enumerate(expectations, 1):
         what = f"{source}: expectation {number} ({expectation.get('type')})"
+        try:  # Great Expectations logs an unknown type and validates without it: refuse it here
+            get_expectation_impl(str(expectation.get("type")))
+        except ExpectationNotFoundError:
+            raise ConfigurationError(f"{what}: unknown expectation type {expectation.get('type')!r}") from None
         value = severity(expectation.get("meta"))
         if value not in SEVERITIES:
             raise ConfigurationError(f"{what}: unknown meta.severity {value!r}; expected one of {', '.join(SEVERITIES)}")
@@ -325,13 +337,25 @@ def _batch_tables(spark: SparkSession, layer: str, branch: str, batch_id: str, e
     return _Batch(staged, published, missing)
 
 
+def _batch_values(state: dict[str, str]) -> dict[str, int | Decimal]:
+    """A table's batch-level values: ``lakehouse.*_rows`` counts and ``lakehouse.reconcile.*`` totals."""
+    values: dict[str, int | Decimal] = {}
+    for key, value in state.items():
+        name = key.removeprefix(iceberg.PROPERTY_PREFIX)
+        if name.startswith(RECONCILE_PREFIX):
+            values[name.removeprefix(RECONCILE_PREFIX).replace(".", "_")] = Decimal(value)
+        elif name.endswith(ROWS_SUFFIX):
+            values[name] = int(value)
+    return values
+
+
 def _batch_frame(spark: SparkSession, reports: list[TableReport]) -> DataFrame:
-    """One row per staged table with its ``lakehouse.*_rows`` batch counts (for the ``_batch`` suite)."""
-    counts = [{k.removeprefix(iceberg.PROPERTY_PREFIX): int(v) for k, v in r.state.items() if k.endswith(ROWS_SUFFIX)}
-              for r in reports]
-    names = sorted(set().union(*counts))
-    schema = T.StructType([T.StructField("table", T.StringType())] + [T.StructField(n, T.LongType()) for n in names])
-    return spark.createDataFrame([(r.table, *[c.get(n) for n in names]) for r, c in zip(reports, counts)], schema)
+    """One row per staged table with its batch counts and reconciliation totals (for the ``_batch`` suite)."""
+    values = [_batch_values(r.state) for r in reports]
+    names = sorted(set().union(*values))
+    kinds = {n: T.LongType() if n.endswith(ROWS_SUFFIX) else T.DecimalType(38, 2) for n in names}
+    schema = T.StructType([T.StructField("table", T.StringType())] + [T.StructField(n, kinds[n]) for n in names])
+    return spark.createDataFrame([(r.table, *[v.get(n) for n in names]) for r, v in zip(reports, values)], schema)
 
 
 def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id: str,

@@ -3,13 +3,18 @@
 Results depend on the logical date of the run, never on the wall clock. Silver is read at
 pinned snapshots (``SilverSnapshots``: ``main`` of each upstream table when the build starts),
 and the ids read are the ones committed as ``lakehouse.upstream_snapshot``, so a build can
-be repeated exactly from its commit. Every table is rebuilt on the batch's audit branch and
-published by the gold gate.
+be repeated exactly from its commit. Every table is built on the batch's audit branch and
+published by the gold gate; facts and marts read the gold tables they build on from the same
+audit branch (what the gate will publish together).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field, replace
+from functools import partial
+from datetime import date
+from decimal import Decimal
 from typing import Callable
 
 from pyspark.sql import DataFrame, SparkSession
@@ -42,15 +47,131 @@ class SilverSnapshots:
             raise KeyError(f"silver.{table} is not an upstream table of this build (pinned: {sorted(self.ids)})")
         return self.spark.read.option("snapshot-id", str(self.ids[table])).table(identifier("silver", table))
 
+    def history(self, table: str) -> list[tuple[DataInterval, DataFrame]]:
+        """``silver.<table>`` as each published batch up to the pinned snapshot left it, oldest
+        first, with that batch's data interval (for tables that accumulate history)."""
+        ident = identifier("silver", table)
+        self.read(table)  # raises KeyError when not pinned
+        return [(DataInterval.from_batch_id(batch), self.spark.read.option("snapshot-id", str(snap)).table(ident))
+                for batch, snap in iceberg.published_snapshots(self.spark, ident, self.ids[table])]
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a build may read: pinned silver, the gold tables built before it in this batch,
+    the settings and the run's data interval."""
+
+    silver: SilverSnapshots
+    settings: LakehouseSettings
+    interval: DataInterval
+    gold_ref: str = "main"  # where the gold tables it depends on are read (the batch's audit branch)
+    gold_tables: tuple[str, ...] = ()
+    full_refresh: bool = False  # rebuild from silver alone, ignoring what gold published before
+    previous_batch: str | None = None  # the batch the table was last published by (None: never)
+    scope: list[date | None] | None = None  # the days this build rebuilds (None: every day)
+
+    @property
+    def spark(self) -> SparkSession:
+        return self.silver.spark
+
+    @property
+    def as_of(self) -> date:
+        """The run's logical date: the last business day its data interval covers."""
+        return self.interval.last_day(self.settings.business_zone)
+
+    def gold(self, table: str) -> DataFrame:
+        """``gold.<table>`` as built in this batch. Raises KeyError for a table not declared."""
+        if table not in self.gold_tables:
+            raise KeyError(f"gold.{table} is not declared as a dependency of this build ({sorted(self.gold_tables)})")
+        ident = identifier("gold", table)
+        staged = self.gold_ref != "main" and iceberg.branch_exists(self.spark, ident, self.gold_ref)
+        return iceberg.read_ref(self.spark, ident, self.gold_ref if staged else "main")
+
+    def previous(self, table: str) -> DataFrame | None:
+        """``gold.<table>`` as last published (None before its first publish and on a full refresh)."""
+        ident = identifier("gold", table)
+        if self.full_refresh or not iceberg.table_exists(self.spark, ident):
+            return None
+        return self.spark.read.table(ident)
+
+    def in_scope(self, df: DataFrame, day_column: str) -> DataFrame:
+        """``df`` cut to the days this build rebuilds (all of it without a scope)."""
+        return df if self.scope is None else df.where(in_days(F.col(day_column), self.scope))
+
+    def newer(self) -> F.Column:
+        """A silver row landed by a batch after the one this table was last built for."""
+        return F.col("_source_batch_id") > F.lit(self.previous_batch)
+
+    def touched_days_of(self, table: str) -> list[date | None] | None:
+        """The days ``gold.<table>`` rebuilt in this batch (None: all of them)."""
+        self.gold(table)  # raises KeyError when not declared
+        ident = identifier("gold", table)
+        ref = self.gold_ref if iceberg.branch_exists(self.spark, ident, self.gold_ref) else iceberg.PUBLISH_TAG
+        days = json.loads(iceberg.summary(self.spark, ident, ref).get(TOUCHED_DAYS, "null"))
+        return None if days is None else [None if d is None else date.fromisoformat(d) for d in days]
+
+    def changed(self, table: str) -> bool:
+        """Whether ``gold.<table>`` (a small dimension) differs from what was last published."""
+        previous = self.previous(table)
+        return previous is None or _fingerprint(self.gold(table)) != _fingerprint(previous)
+
+    def day(self, ts: F.Column) -> F.Column:
+        """The business day of a UTC instant."""
+        return business_day(ts, self.settings)
+
+
+Writer = Callable[[DataFrame, str], None]
+TOUCHED_DAYS = "lakehouse.touched_days"
+
+
+def in_days(day: F.Column, days: list[date | None]) -> F.Column:
+    """``day`` is one of ``days`` (``None`` in the list matches a NULL day)."""
+    known = [d for d in days if d is not None]
+    condition = day.isin(*known) if known else F.lit(False)
+    return condition | day.isNull() if None in days else condition
+
+
+def _fingerprint(df: DataFrame) -> tuple[int, int]:
+    """Row count and an order-independent hash of the rows."""
+    row = df.select(F.count(F.lit(1)), F.sum(F.xxhash64(*df.columns).cast("decimal(38,0)"))).first()
+    return int(row[0]), int(row[1] or 0)
+
+
+def replace_all(df: DataFrame, target: str) -> None:
+    """Replace the table's rows with ``df``."""
+    df.writeTo(target).overwrite(F.lit(True))
+
+
+def replace_days(df: DataFrame, target: str, column: str, days: list[date | None]) -> None:
+    """Replace the rows of ``days`` (partitions of ``column``) with ``df``, in one commit."""
+    if days:
+        df.writeTo(target).overwrite(in_days(F.col(column), days))
+
 
 @dataclass(frozen=True)
 class GoldTable:
-    """A gold table (``dim_*``, ``fct_*``, ``mart_*``): how it is built from silver, and from which tables."""
+    """A gold table (``dim_*``, ``fct_*``, ``mart_*``): how it is built, from which silver tables
+    and gold tables, and how it is laid out (partitions, sort order).
+
+    ``build`` returns the whole table, unless the build is incremental (the table exists and no
+    full refresh is asked): then a table with ``touched_days`` returns the rows of the days that
+    function names (``BuildContext.scope``; they replace those days' rows, partition by
+    partition), and a table with an ``incremental_write`` returns only the rows the batch
+    changes, which it applies.
+    """
 
     name: str
-    partition_by: list[str]
-    build: Callable[[SilverSnapshots, LakehouseSettings, DataInterval], DataFrame]
+    build: Callable[[BuildContext], DataFrame]
     upstream: tuple[str, ...]
+    depends_on: tuple[str, ...] = ()
+    partition_by: list[str] = field(default_factory=list)
+    sort_by: list[str] = field(default_factory=list)
+    incremental_write: Writer | None = None
+    #: the days (of the first ``partition_by`` column) a batch changes; None from it: every day
+    touched_days: Callable[[BuildContext], list[date | None] | None] | None = None
+    #: totals computed from the built rows and, independently, from silver: name → (gold, silver);
+    #: committed as ``lakehouse.reconcile.<name>.gold|silver`` for the gold ``_batch`` suite
+    reconcile: Callable[[BuildContext, DataFrame], dict[str, tuple[Decimal, Decimal]]] | None = None
 
 
 def business_day(ts: F.Column, settings: LakehouseSettings) -> F.Column:
@@ -65,8 +186,10 @@ class GoldResult:
     skipped: bool = False
 
 
-def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTable, interval: DataInterval) -> GoldResult:
-    """Rebuild ``gold.<table>`` on the batch's audit branch, recording the silver snapshots read.
+def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTable, interval: DataInterval,
+                full_refresh: bool = False) -> GoldResult:
+    """Build ``gold.<table>`` on the batch's audit branch, recording the silver and gold snapshots
+    read; ``full_refresh`` rebuilds it from silver alone.
 
     Raises BatchOrderError when a newer batch is already published and
     UpstreamNotPublishedError when the silver batch of an upstream table is not published.
@@ -79,9 +202,33 @@ def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTab
     for upstream in table.upstream:
         iceberg.require_published(spark, identifier("silver", upstream), batch_id, f"gold.{table.name}")
     silver = SilverSnapshots.current(spark, table.upstream)
-    df = table.build(silver, settings, interval).localCheckpoint()
+    incremental = start.exists and not full_refresh
+    context = BuildContext(silver, settings, interval, iceberg.audit_branch(batch_id), table.depends_on,
+                           full_refresh=full_refresh, previous_batch=start.summary.get("lakehouse.batch_id"))
+    if incremental and table.touched_days and context.previous_batch:
+        context = replace(context, scope=table.touched_days(context))
+    df = table.build(context)
+    write = replace_all
+    if context.scope is not None:
+        df = context.in_scope(df, table.partition_by[0])
+        write = partial(replace_days, column=table.partition_by[0], days=context.scope)
+    elif incremental and table.incremental_write:
+        write = table.incremental_write
+    df = df.localCheckpoint()
     if not start.exists:
         iceberg.create_table(spark, ident, df.schema, partition_by=table.partition_by)
-    iceberg.stage(spark, ident, batch_id, lambda target: df.writeTo(target).overwrite(F.lit(True)), PACKAGE,
-                  {"lakehouse.upstream_snapshot": iceberg.encode(silver.ids)})
+        if table.sort_by:  # writes sorted for the common filters: readers skip files by min/max
+            spark.sql(f"ALTER TABLE {ident} WRITE ORDERED BY {', '.join(table.sort_by)}")
+    branch = iceberg.audit_branch(batch_id)
+    gold_read = {t: iceberg.snapshot_id(spark, identifier("gold", t), branch)
+                 or iceberg.snapshot_id(spark, identifier("gold", t)) for t in table.depends_on}
+    state = {"lakehouse.upstream_snapshot": iceberg.encode(silver.ids),
+             "lakehouse.gold_upstream_snapshot": iceberg.encode(gold_read), TOUCHED_DAYS: iceberg.encode(context.scope)}
+
+    def write_and_reconcile(target: str) -> None:
+        write(df, target)
+        for name, (gold, silver_total) in (table.reconcile(context, spark.table(target)) if table.reconcile else {}).items():
+            state.update({f"lakehouse.reconcile.{name}.gold": str(gold), f"lakehouse.reconcile.{name}.silver": str(silver_total)})
+
+    iceberg.stage(spark, ident, batch_id, write_and_reconcile, PACKAGE, lambda: state)
     return GoldResult(table.name, df.count())

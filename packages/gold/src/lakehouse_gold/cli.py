@@ -13,7 +13,7 @@ def _build(args: argparse.Namespace) -> int:
 
     job = start_layer_job(args, "gold")
     for table in GOLD_TABLES.values():
-        result = build_table(job.spark, job.settings, table, job.interval)
+        result = build_table(job.spark, job.settings, table, job.interval, full_refresh=args.full_refresh)
         print(f"gold.{table.name}: " + ("already published, skipped" if result.skipped else f"{result.rows} rows staged"))
     return 0
 
@@ -21,6 +21,8 @@ def _build(args: argparse.Namespace) -> int:
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``lakehouse gold ...``."""
     gold = subparsers.add_parser("gold", help="gold layer").add_subparsers(dest="gold_command", required=True)
-    build = gold.add_parser("build", help="rebuild the gold tables (dimensions, marts) on their audit branches")
+    build = gold.add_parser("build", help="build the gold tables (dimensions, facts, marts) on their audit branches")
     add_batch_arguments(build, with_tables=False)
+    build.add_argument("--full-refresh", action="store_true",
+                       help="rebuild every table from silver alone (history replayed), ignoring published gold")
     build.set_defaults(func=_build)

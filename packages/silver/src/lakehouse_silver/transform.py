@@ -30,6 +30,8 @@ from lakehouse_silver.vocabulary import canonical, enum_columns
 
 PACKAGE = "lakehouse-silver"
 BRONZE_META = ("_batch_id", "_ingested_at", "_op", "_source_xid")
+#: Silver's own columns: which bronze batch landed the version, when silver merged it.
+SILVER_META = ("_source_batch_id", "_silver_updated_at")
 
 Transformer = Callable[[DataFrame], DataFrame]
 TRANSFORMERS: dict[str, Transformer] = {}
@@ -138,8 +140,14 @@ def _evolve(spark: SparkSession, silver: str, incoming: DataFrame) -> list[str]:
 
 
 def merge_into(spark: SparkSession, target: str, changes: DataFrame, spec: TableSpec) -> None:
-    """``MERGE`` the changes (``_op`` upsert/delete) into ``target`` (a silver table's branch identifier)."""
+    """``MERGE`` the changes (``_op`` upsert/delete) into ``target`` (a silver table's branch identifier).
+
+    A version equal to the row silver holds (re-read by a cursor's lookback, or a full reload)
+    leaves the row untouched: ``_source_batch_id`` stays the batch that last changed it, which
+    is how gold finds what changed, and no delete file is written for it.
+    """
     columns = [c for c in changes.columns if c != "_op"]
+    content = [c for c in columns if c not in SILVER_META]
     view = f"silver_changes_{re.sub(r'[^a-z0-9_]', '_', spec.name)}"
     changes.createOrReplaceTempView(view)
     on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in spec.primary_key)
@@ -148,7 +156,7 @@ def merge_into(spark: SparkSession, target: str, changes: DataFrame, spec: Table
         MERGE INTO {target} t
         USING {view} s ON {on}
         WHEN MATCHED AND s._op = 'delete' THEN DELETE
-        WHEN MATCHED THEN UPDATE SET {assignments}
+        WHEN MATCHED AND ({" OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in content)}) THEN UPDATE SET {assignments}
         WHEN NOT MATCHED AND s._op <> 'delete' THEN INSERT ({", ".join(f"`{c}`" for c in columns)})
              VALUES ({", ".join(f"s.`{c}`" for c in columns)})
     """)

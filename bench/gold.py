@@ -1,0 +1,148 @@
+"""Gold build benchmark: a daily (incremental) run against a full rebuild, on the same silver.
+
+    .venv/bin/python bench/gold.py --scale 1 --days 30
+
+One run, on its own fresh state folder (``LAKEHOUSE_HOME`` under /tmp, removed afterwards
+unless ``--keep``) and its own embedded PostgreSQL:
+
+1. generate the source for ``--days - 1`` days at ``--scale``; one batch covering them all
+   runs bronze → gate → silver → gate → gold → gate (the history);
+2. the simulator advances one day; bronze and silver run for that day (gated);
+3. timed: ``lakehouse gold build`` for the day (every gold table built on its audit branch,
+   incrementally where the table supports it), then the same batch with ``--full-refresh``
+   (every table from silver alone, history replayed), alternating ``--repeats`` times; each
+   pass restarts the audit branches, nothing is published in between.
+
+Per pass the seconds of each gold table are recorded; medians go to ``bench/results/gold.json``
+(key ``scale_<scale>``, so runs at several scales add up) and a table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "gold.json"
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parents[2]).stdout.strip()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the state folder")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="lakehouse-bench-gold-"))
+    os.environ.update({"LAKEHOUSE_HOME": str(home), "LAKEHOUSE_LINEAGE__ENABLED": "false",
+                       "LAKEHOUSE_EXTRACT__SAFETY_LAG_SECONDS": "0"})
+    try:
+        return run(args, home)
+    finally:
+        if not args.keep:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, home: Path) -> int:
+    from lakehouse_bronze.extract import extract_tables
+    from lakehouse_bronze.source import source_state
+    from lakehouse_core import postgres
+    from lakehouse_core.batch import DataInterval
+    from lakehouse_core.quality import run_gate
+    from lakehouse_core.registry import Registry
+    from lakehouse_core.settings import LakehouseSettings
+    from lakehouse_core.spark import get_spark
+    from lakehouse_gold.build import build_table
+    from lakehouse_gold.tables import GOLD_TABLES
+    from lakehouse_silver.transform import transform_table
+    from lakehouse_simulator.advance import advance
+    from lakehouse_simulator.generate import generate
+    from lakehouse_simulator.schema import create_source_schema
+
+    settings = LakehouseSettings()
+    server = postgres.EmbeddedPostgres.for_settings(settings)
+    server.start()
+    start = dt.date(2023, 1, 1)
+    with postgres.connect(settings.source, settings) as conn:
+        create_source_schema(conn)
+        generate(conn, scale=args.scale, seed=args.seed, days=args.days - 1)
+        conn.commit()
+    spark = get_spark(settings, "bench-gold")
+    zone = dt.timezone(dt.timedelta(hours=7))
+
+    def interval(first: dt.date, last: dt.date) -> DataInterval:
+        return DataInterval(dt.datetime.combine(first, dt.time(), zone).astimezone(dt.timezone.utc),
+                            dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.timezone.utc))
+
+    def bronze_and_silver(batch: DataInterval) -> None:
+        registry = Registry.load(settings).in_dependency_order()
+        extract_tables(spark, settings, registry, batch, source_state(settings))
+        run_gate(spark, settings, "bronze", batch.batch_id)
+        for spec in registry:
+            transform_table(spark, settings, spec, batch)
+        run_gate(spark, settings, "silver", batch.batch_id)
+
+    def build(batch: DataInterval, full_refresh: bool) -> dict[str, float]:
+        seconds = {}
+        for table in GOLD_TABLES.values():
+            began = time.perf_counter()
+            build_table(spark, settings, table, batch, full_refresh=full_refresh)
+            seconds[table.name] = time.perf_counter() - began
+        return seconds
+
+    history = interval(start, start + dt.timedelta(days=args.days - 2))
+    bronze_and_silver(history)
+    build(history, full_refresh=False)
+    run_gate(spark, settings, "gold", history.batch_id)
+    with postgres.connect(settings.source, settings) as conn:
+        advance(conn, days=1, seed=args.seed, scale=args.scale)
+        conn.commit()
+    day = interval(start + dt.timedelta(days=args.days - 1), start + dt.timedelta(days=args.days - 1))
+    bronze_and_silver(day)
+
+    passes: dict[str, list[dict[str, float]]] = {"incremental": [], "full": []}
+    for _ in range(args.repeats):
+        passes["incremental"].append(build(day, full_refresh=False))
+        passes["full"].append(build(day, full_refresh=True))
+    orders = spark.table("lakehouse.silver.orders").count()
+    spark.stop()
+    server.stop()
+
+    def medians(kind: str) -> dict[str, float]:
+        return {t: round(statistics.median(p[t] for p in passes[kind]), 2) for t in GOLD_TABLES}
+
+    result = {
+        "scale": args.scale, "days": args.days, "seed": args.seed, "repeats": args.repeats,
+        "silver_orders": orders, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": f"python bench/gold.py --scale {args.scale:g} --days {args.days} --repeats {args.repeats}",
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_at_end": os.getloadavg()},
+        "git_commit": _git("rev-parse", "--short", "HEAD"), "git_dirty": bool(_git("status", "--porcelain")),
+        "incremental_seconds": round(statistics.median(sum(p.values()) for p in passes["incremental"]), 2),
+        "full_rebuild_seconds": round(statistics.median(sum(p.values()) for p in passes["full"]), 2),
+        "incremental_table_seconds": medians("incremental"), "full_rebuild_table_seconds": medians("full"),
+    }
+    recorded = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    recorded[f"scale_{args.scale:g}"] = result
+    RESULTS.write_text(json.dumps(recorded, indent=1, ensure_ascii=False) + "\n")
+    print(f"{'table':<28} {'incremental s':>14} {'full s':>10}")
+    for table in GOLD_TABLES:
+        print(f"{table:<28} {result['incremental_table_seconds'][table]:>14.2f} {result['full_rebuild_table_seconds'][table]:>10.2f}")
+    print(f"{'total':<28} {result['incremental_seconds']:>14.2f} {result['full_rebuild_seconds']:>10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
