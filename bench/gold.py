@@ -48,6 +48,7 @@ def main() -> int:
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="lakehouse-bench-gold-"))
     os.environ.update({"LAKEHOUSE_HOME": str(home), "LAKEHOUSE_LINEAGE__ENABLED": "false",
+                       "LAKEHOUSE_EXPECTATIONS_DIR": str(RESULTS.parents[2] / "expectations"),
                        "LAKEHOUSE_EXTRACT__SAFETY_LAG_SECONDS": "0"})
     try:
         return run(args, home)

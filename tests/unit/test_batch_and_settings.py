@@ -10,6 +10,15 @@ def test_batch_id_derives_from_the_data_interval():
     assert interval.end_in_zone("Asia/Ho_Chi_Minh").isoformat() == "2023-01-08T00:00:00"
 
 
+def test_a_batch_id_gives_its_interval_back_and_its_logical_date():
+    interval = DataInterval.parse("2023-01-06T00:00:00+07:00", "2023-01-07T00:00:00+07:00")
+    assert DataInterval.from_batch_id(interval.batch_id) == interval
+    assert interval.last_day("Asia/Ho_Chi_Minh").isoformat() == "2023-01-06"  # the day the run covers
+    assert interval.last_day("UTC").isoformat() == "2023-01-06"  # ends 2023-01-06T17:00Z
+    with pytest.raises(ValueError, match=r"malformed batch id '2023-01-06'"):
+        DataInterval.from_batch_id("2023-01-06")
+
+
 def test_naive_or_empty_interval_is_rejected():
     with pytest.raises(ValueError, match="time zone"):
         DataInterval.parse("2023-01-07T00:00:00", "2023-01-08T00:00:00+07:00")

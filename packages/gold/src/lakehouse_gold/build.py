@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from functools import partial
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Callable
+from zoneinfo import ZoneInfo
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse_core import iceberg
 from lakehouse_core.batch import DataInterval
-from lakehouse_core.registry import identifier
+from lakehouse_core.registry import Registry, identifier
 from lakehouse_core.settings import LakehouseSettings
 
 PACKAGE = "lakehouse-gold"
@@ -97,6 +98,26 @@ class BuildContext:
     def in_scope(self, df: DataFrame, day_column: str) -> DataFrame:
         """``df`` cut to the days this build rebuilds (all of it without a scope)."""
         return df if self.scope is None else df.where(in_days(F.col(day_column), self.scope))
+
+    def in_scope_at(self, df: DataFrame, ts_column: str) -> DataFrame:
+        """``df`` cut to the rows whose instant ``ts_column`` falls on a day this build rebuilds; the
+        instant bounds of those days come first, so partitions and files outside them are skipped."""
+        if self.scope is None:
+            return df
+        ts, known = F.col(ts_column), [d for d in self.scope if d is not None]
+        zone = ZoneInfo(self.settings.business_zone)
+        bounded = F.lit(False)
+        if known:
+            low = datetime.combine(min(known), time(), zone)
+            high = datetime.combine(max(known) + timedelta(days=1), time(), zone)
+            bounded = (ts >= F.lit(low).cast("timestamp")) & (ts < F.lit(high).cast("timestamp"))
+        if None in self.scope:
+            bounded = bounded | ts.isNull()
+        return df.where(bounded).where(in_days(self.day(ts), self.scope))
+
+    def deletes_reach_silver(self, table: str) -> bool:
+        """Whether rows of ``silver.<table>`` can disappear (the registry reconciles its deletes)."""
+        return Registry.load(self.settings).get(table).reconcile_deletes
 
     def newer(self) -> F.Column:
         """A silver row landed by a batch after the one this table was last built for."""

@@ -55,7 +55,8 @@ def _days(df: DataFrame, column: str) -> list[date | None]:
 
 def orders_touched_days(ctx: BuildContext) -> list[date | None]:
     """The order days whose facts a batch changes: days (now and before) of orders that changed,
-    gained lines, returns or a payment change, or whose customer appeared; days of deleted orders."""
+    gained lines, returns or a payment change, or whose customer appeared; days of deleted orders
+    (when the registry reconciles deletes of ``orders``)."""
     read, newer = ctx.silver.read, ctx.newer()
     orders = read("orders").select(F.col("id").alias("order_id"), "payment_id", "customer_id",
                                    ctx.day(F.col("order_date")).alias("order_day"), "_source_batch_id")
@@ -66,17 +67,17 @@ def orders_touched_days(ctx: BuildContext) -> list[date | None]:
                       .select("order_id"))
                .union(orders.join(new_customers(ctx), "customer_id").select("order_id")))
     previous = ctx.previous("fct_orders").select("order_id", "order_day")
-    deleted = previous.join(orders.select("order_id"), "order_id", "left_anti")
     days = (orders.join(changed, "order_id", "left_semi").select("order_day")
-            .union(previous.join(changed, "order_id", "left_semi").select("order_day"))
-            .union(deleted.select("order_day")))
+            .union(previous.join(changed, "order_id", "left_semi").select("order_day")))
+    if ctx.deletes_reach_silver("orders"):
+        days = days.union(previous.join(orders.select("order_id"), "order_id", "left_anti").select("order_day"))
     return _days(days, "order_day")
 
 
 def build_fct_orders(ctx: BuildContext) -> DataFrame:
     """Order grain: one row per order with its lines and returns pre-aggregated (no fan-out)."""
     read = ctx.silver.read
-    scoped = ctx.in_scope(read("orders").withColumn("order_day", ctx.day(F.col("order_date"))), "order_day")
+    scoped = ctx.in_scope_at(read("orders"), "order_date").withColumn("order_day", ctx.day(F.col("order_date")))
     ids = scoped.select(F.col("id").alias("order_id"))
 
     def of_scoped_orders(df: DataFrame) -> DataFrame:
@@ -203,19 +204,20 @@ def build_fct_cart_events(ctx: BuildContext) -> DataFrame:
     (status ``abandoned``/``expired``, or still active when it expired by the end of the run)."""
     channels = _channel_ids_by_name(ctx)
     end = F.lit(ctx.interval.end).cast("timestamp")
-    carts = ctx.silver.read("cart").join(channels, F.col("channel") == F.col("_channel_name"), "left")
+    carts = (ctx.silver.read("cart").withColumnRenamed("id", "cart_id")
+             .join(channels, F.col("channel") == F.col("_channel_name"), "left"))
     abandoned_at = (F.when(F.col("status").isin("abandoned", "expired"), F.col("updated_at"))
                     .when((F.col("status") == "active") & (F.col("expires_at") <= end), F.col("expires_at")))
 
     def events(kind: str, at: Column, frame: DataFrame = carts, product: Column = F.lit(None).cast("bigint"),
                quantity: Column = F.lit(None).cast("int"), amount: Column = F.col("total_amount")) -> DataFrame:
         return frame.where(at.isNotNull()).select(
-            F.col("cart_id") if "cart_id" in frame.columns else F.col("id").alias("cart_id"), F.lit(kind).alias("event_type"),
+            "cart_id", F.lit(kind).alias("event_type"),
             at.alias("event_ts"), "customer_id", F.col("_channel_id").alias("channel_id"), product.alias("product_id"),
             quantity.alias("quantity"), amount.cast("decimal(18,2)").alias("amount"), F.col("order_id"))
 
     items = (ctx.silver.read("cart_items").withColumnRenamed("id", "cart_item_id")
-             .join(carts.select(F.col("id").alias("cart_id"), "customer_id", "_channel_id", "order_id"), "cart_id"))
+             .join(carts.select("cart_id", "customer_id", "_channel_id", "order_id"), "cart_id"))
     no_amount = F.lit(None).cast("decimal(18,2)")
     all_events = (events("created", F.col("created_at"), amount=no_amount)
                   .unionByName(events("item_added", F.col("added_at"), items, F.col("product_id"), F.col("quantity"),
@@ -233,8 +235,8 @@ def build_fct_cart_events(ctx: BuildContext) -> DataFrame:
 def build_fct_activity_events(ctx: BuildContext) -> DataFrame:
     """Activity grain: one row per clickstream event (view, search, add to cart, ...); its free
     ``metadata`` stays out."""
-    events = ctx.in_scope(ctx.silver.read("customer_activity_log").withColumn("event_day", ctx.day(F.col("created_at"))),
-                          "event_day")
+    events = (ctx.in_scope_at(ctx.silver.read("customer_activity_log"), "created_at")
+              .withColumn("event_day", ctx.day(F.col("created_at"))))
     events = events.join(_channel_ids_by_name(ctx), F.col("channel") == F.col("_channel_name"), "left")
     events = customer_key_at(events, ctx.gold("dim_customer"), "created_at")
     return events.select(
