@@ -18,7 +18,6 @@ from lakehouse_gold.dimensions import customer_key_at, date_key, payment_method_
 from lakehouse_gold.metrics import is_sale
 
 
-
 def is_refund() -> Column:
     """A return gives money back: a refund-type return that is not rejected."""
     return (F.col("return_type") == "refund") & (F.col("status") != "rejected")
