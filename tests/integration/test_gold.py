@@ -21,7 +21,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pyspark.sql import functions as F
 
 from lakehouse_core import iceberg, postgres
 from lakehouse_core.batch import DataInterval

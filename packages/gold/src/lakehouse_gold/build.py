@@ -224,7 +224,8 @@ def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTab
         iceberg.require_published(spark, identifier("silver", upstream), batch_id, f"gold.{table.name}")
     silver = SilverSnapshots.current(spark, table.upstream)
     incremental = start.exists and not full_refresh
-    context = BuildContext(silver, settings, interval, iceberg.audit_branch(batch_id), table.depends_on,
+    branch = iceberg.audit_branch(batch_id)
+    context = BuildContext(silver, settings, interval, branch, table.depends_on,
                            full_refresh=full_refresh, previous_batch=start.summary.get("lakehouse.batch_id"))
     if incremental and table.touched_days and context.previous_batch:
         context = replace(context, scope=table.touched_days(context))
@@ -240,7 +241,6 @@ def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTab
         iceberg.create_table(spark, ident, df.schema, partition_by=table.partition_by)
         if table.sort_by:  # writes sorted for the common filters: readers skip files by min/max
             spark.sql(f"ALTER TABLE {ident} WRITE ORDERED BY {', '.join(table.sort_by)}")
-    branch = iceberg.audit_branch(batch_id)
     gold_read = {t: iceberg.snapshot_id(spark, identifier("gold", t), branch)
                  or iceberg.snapshot_id(spark, identifier("gold", t)) for t in table.depends_on}
     state = {"lakehouse.upstream_snapshot": iceberg.encode(silver.ids),
