@@ -115,6 +115,15 @@ class BuildContext:
             bounded = bounded | ts.isNull()
         return df.where(bounded).where(in_days(self.day(ts), self.scope))
 
+    def newly_covered(self) -> list[date]:
+        """The business days this run's logical date brings into view: after the logical date of
+        the batch the table was last built for, through this run's (rows dated ahead of an earlier
+        run's logical date enter the marts now)."""
+        if self.previous_batch is None:
+            return []
+        last = DataInterval.from_batch_id(self.previous_batch).last_day(self.settings.business_zone)
+        return [last + timedelta(days=k) for k in range(1, (self.as_of - last).days + 1)]
+
     def deletes_reach_silver(self, table: str) -> bool:
         """Whether rows of ``silver.<table>`` can disappear (the registry reconciles its deletes)."""
         return Registry.load(self.settings).get(table).reconcile_deletes
@@ -130,6 +139,16 @@ class BuildContext:
         ref = self.gold_ref if iceberg.branch_exists(self.spark, ident, self.gold_ref) else iceberg.PUBLISH_TAG
         days = json.loads(iceberg.summary(self.spark, ident, ref).get(TOUCHED_DAYS, "null"))
         return None if days is None else [None if d is None else date.fromisoformat(d) for d in days]
+
+    def rows_changed(self, table: str, day_column: str) -> DataFrame | None:
+        """The rows of ``gold.<table>`` this batch changed, both versions (rows it wrote that were
+        not there before, and rows it replaced that are gone); None when it rebuilt every day."""
+        days = self.touched_days_of(table)
+        previous = self.previous(table)
+        if days is None or previous is None:
+            return None
+        now, before = (df.where(in_days(F.col(day_column), days)) for df in (self.gold(table), previous))
+        return now.exceptAll(before).unionByName(before.exceptAll(now))
 
     def changed(self, table: str) -> bool:
         """Whether ``gold.<table>`` (a small dimension) differs from what was last published."""

@@ -13,6 +13,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from lakehouse_core.batch import DataInterval
 from lakehouse_gold.build import BuildContext, GoldTable
 from lakehouse_gold.dimensions import customer_key_at, date_key, payment_method_key, surrogate_key
 from lakehouse_gold.metrics import is_sale
@@ -29,8 +30,8 @@ def _key(column: str) -> Column:
 
 def _channel_ids_by_name(ctx: BuildContext) -> DataFrame:
     """Channel names as carts, activity and reviews spell them (canonical lower case) → channel id."""
-    return ctx.silver.read("order_channel").select(F.lower(F.col("name")).alias("_channel_name"),
-                                                   F.col("id").alias("_channel_id"))
+    return ctx.gold("dim_channel").select(F.lower(F.col("channel_name")).alias("_channel_name"),
+                                          F.col("channel_id").alias("_channel_id"))
 
 
 def order_refunds(returns: DataFrame) -> DataFrame:
@@ -41,36 +42,144 @@ def order_refunds(returns: DataFrame) -> DataFrame:
                    F.lit(0)).cast("decimal(18,2)").alias("refund_amount"))
 
 
-def new_customers(ctx: BuildContext) -> DataFrame:
-    """Customers whose first version this batch opened (events that came before them get a key now)."""
+# --- what a daily batch changes: the days of each fact to rebuild ---------------------------------
+
+def customers_rekeyed(ctx: BuildContext) -> DataFrame:
+    """``(customer_id, since)``: customers whose events may take another ``customer_key`` after this
+    batch. A new customer: every event (``since`` NULL; events before version 1 take it). A
+    customer with a version opened or closed in this batch: events from the end of the data
+    interval (rows stamped after the batch, such as trigger wall-clock times)."""
+    current = ctx.gold("dim_customer").select("customer_id", "customer_key", "valid_to")
     previous = ctx.previous("dim_customer")
-    current = ctx.gold("dim_customer").select("customer_id").distinct()
-    return current if previous is None else current.join(previous.select("customer_id"), "customer_id", "left_anti")
+    if previous is None:
+        return current.select("customer_id", F.lit(None).cast("timestamp").alias("since")).distinct()
+    before = previous.select(F.col("customer_key").alias("_key"), F.col("valid_to").alias("_to"))
+    changed = current.join(before, (F.col("customer_key") == F.col("_key")) & F.col("valid_to").eqNullSafe(F.col("_to")),
+                           "left_anti")
+    known = previous.select("customer_id", F.lit(True).alias("_known")).distinct()
+    return (changed.select("customer_id").distinct().join(known, "customer_id", "left")
+            .select("customer_id", F.when(F.col("_known"), F.lit(ctx.interval.end).cast("timestamp")).alias("since")))
+
+
+def rekeyed(ctx: BuildContext, events: DataFrame, event_time: str) -> DataFrame:
+    """The ``events`` (with ``customer_id``) whose customer version may have changed in this batch."""
+    changes = customers_rekeyed(ctx).withColumnRenamed("customer_id", "_rekeyed")
+    return (events.join(changes, F.col("customer_id") == F.col("_rekeyed"))
+            .where(F.col("since").isNull() | (F.col(event_time) >= F.col("since"))).drop("_rekeyed", "since"))
 
 
 def _days(df: DataFrame, column: str) -> list[date | None]:
     return sorted({r[0] for r in df.select(column).distinct().collect()}, key=lambda d: (d is None, d))
 
 
+def touched_days(ctx: BuildContext, fact: str, now: DataFrame, changed: DataFrame,
+                 keys_now: DataFrame | None = None) -> list[date | None]:
+    """The days of ``gold.<fact>`` a batch changes: where the rows of the ``changed`` keys are now
+    (``now``: key and day, from silver) and where they were (the fact as published); with
+    ``keys_now`` (every key silver still holds, for a table whose rows can be deleted), also where
+    the rows of deleted keys were."""
+    key, day = now.columns
+    previous = ctx.previous(fact).select(key, day)
+    days = (now.join(changed, key, "left_semi").select(day)
+            .union(previous.join(changed, key, "left_semi").select(day)))
+    if keys_now is not None:
+        days = days.union(previous.join(keys_now, key, "left_anti").select(day))
+    return _days(days, day)
+
+
+def _keys_if_deletable(ctx: BuildContext, table: str, keys: DataFrame) -> DataFrame | None:
+    return keys if ctx.deletes_reach_silver(table) else None
+
+
 def orders_touched_days(ctx: BuildContext) -> list[date | None]:
-    """The order days whose facts a batch changes: days (now and before) of orders that changed,
-    gained lines, returns or a payment change, or whose customer appeared; days of deleted orders
-    (when the registry reconciles deletes of ``orders``)."""
+    """Days of orders that changed, gained lines, returns or a payment change, or whose customer
+    version changed; days of deleted orders."""
     read, newer = ctx.silver.read, ctx.newer()
-    orders = read("orders").select(F.col("id").alias("order_id"), "payment_id", "customer_id",
+    orders = read("orders").select(F.col("id").alias("order_id"), "payment_id", "customer_id", "order_date",
                                    ctx.day(F.col("order_date")).alias("order_day"), "_source_batch_id")
     changed = (orders.where(newer).select("order_id")
                .union(read("order_items").where(newer).select("order_id"))
                .union(read("order_return").where(newer).select("order_id"))
                .union(orders.join(read("payment").where(newer).select(F.col("id").alias("payment_id")), "payment_id")
                       .select("order_id"))
-               .union(orders.join(new_customers(ctx), "customer_id").select("order_id")))
-    previous = ctx.previous("fct_orders").select("order_id", "order_day")
-    days = (orders.join(changed, "order_id", "left_semi").select("order_day")
-            .union(previous.join(changed, "order_id", "left_semi").select("order_day")))
-    if ctx.deletes_reach_silver("orders"):
-        days = days.union(previous.join(orders.select("order_id"), "order_id", "left_anti").select("order_day"))
-    return _days(days, "order_day")
+               .union(rekeyed(ctx, orders, "order_date").select("order_id")))
+    now = orders.select("order_id", "order_day")
+    return touched_days(ctx, "fct_orders", now, changed, _keys_if_deletable(ctx, "orders", now.select("order_id")))
+
+
+def payments_touched_days(ctx: BuildContext) -> list[date | None]:
+    """Days of payments that changed, whose order changed (or now points elsewhere), or whose
+    customer version changed; days of deleted payments."""
+    read, newer = ctx.silver.read, ctx.newer()
+    payments = read("payment").select(F.col("id").alias("payment_id"), "created_at", "_source_batch_id",
+                                      ctx.day(F.col("created_at")).alias("payment_day"))
+    orders = read("orders").select("payment_id", F.col("id").alias("order_id"), "customer_id", "_source_batch_id")
+    newer_orders = orders.where(newer)
+    changed = (payments.where(newer).select("payment_id")
+               .union(newer_orders.select("payment_id"))
+               .union(ctx.previous("fct_payments").join(newer_orders, "order_id", "left_semi").select("payment_id"))
+               .union(rekeyed(ctx, orders.join(payments.select("payment_id", "created_at"), "payment_id"), "created_at")
+                      .select("payment_id")))
+    now = payments.select("payment_id", "payment_day")
+    return touched_days(ctx, "fct_payments", now, changed, _keys_if_deletable(ctx, "payment", now.select("payment_id")))
+
+
+def shipments_touched_days(ctx: BuildContext) -> list[date | None] | None:
+    """Days of shipments that changed or whose order's fact row changed; days of deleted
+    shipments; every day when a shipping method changed (its promised time)."""
+    orders = ctx.rows_changed("fct_orders", "order_day")
+    if orders is None or ctx.changed("dim_shipping_method"):
+        return None
+    shipments = ctx.silver.read("shipment").select(F.col("id").alias("shipment_id"), "_source_batch_id",
+                                                   ctx.day(F.col("created_at")).alias("ship_day"))
+    changed = shipments.where(ctx.newer()).select("shipment_id").union(orders.select("shipment_id"))
+    now = shipments.select("shipment_id", "ship_day")
+    return touched_days(ctx, "fct_shipments", now, changed,
+                        _keys_if_deletable(ctx, "shipment", now.select("shipment_id")))
+
+
+def returns_touched_days(ctx: BuildContext) -> list[date | None] | None:
+    """Days of returns that changed, whose order's fact row changed, or whose customer version
+    changed; days of deleted returns."""
+    orders = ctx.rows_changed("fct_orders", "order_day")
+    if orders is None:
+        return None
+    returns = ctx.silver.read("order_return").select(
+        F.col("id").alias("return_id"), "order_id", "customer_id", "created_at", "_source_batch_id",
+        ctx.day(F.col("created_at")).alias("return_day"))
+    changed = (returns.where(ctx.newer()).select("return_id")
+               .union(returns.join(orders, "order_id", "left_semi").select("return_id"))
+               .union(rekeyed(ctx, returns, "created_at").select("return_id")))
+    now = returns.select("return_id", "return_day")
+    return touched_days(ctx, "fct_returns", now, changed,
+                        _keys_if_deletable(ctx, "order_return", now.select("return_id")))
+
+
+def cart_events_touched_days(ctx: BuildContext) -> list[date | None] | None:
+    """Days of every event of the carts a batch changes: carts or cart lines that changed, lines
+    removed, active carts that expired since the last run, carts whose customer version changed;
+    days of deleted carts; every day when a channel changed (carts name it)."""
+    if ctx.changed("dim_channel"):
+        return None
+    read, newer = ctx.silver.read, ctx.newer()
+    carts = read("cart")
+    last_end = F.lit(DataInterval.from_batch_id(ctx.previous_batch).end).cast("timestamp")
+    expired = ((F.col("status") == "active") & (F.col("expires_at") > last_end)
+               & (F.col("expires_at") <= F.lit(ctx.interval.end).cast("timestamp")))
+    events = cart_event_rows(ctx)
+    changed = (carts.where(newer | expired).select(F.col("id").alias("cart_id"))
+               .union(read("cart_items").where(newer).select("cart_id"))
+               .union(rekeyed(ctx, events, "event_ts").select("cart_id")))
+    if ctx.deletes_reach_silver("cart_items"):
+        lines_now = read("cart_items").select(F.col("id").alias("cart_item_id"))
+        changed = changed.union(ctx.previous("fct_cart_events").where(F.col("cart_item_id").isNotNull())
+                                .join(lines_now, "cart_item_id", "left_anti").select("cart_id"))
+    now = events.select("cart_id", "event_day")
+    return touched_days(ctx, "fct_cart_events", now, changed,
+                        _keys_if_deletable(ctx, "cart", carts.select(F.col("id").alias("cart_id"))))
+
+
+# --- facts ----------------------------------------------------------------------------------------
 
 
 def build_fct_orders(ctx: BuildContext) -> DataFrame:
@@ -117,7 +226,7 @@ def build_fct_payments(ctx: BuildContext) -> DataFrame:
     """Payment grain: one row per payment, with the order that points to it."""
     orders = ctx.silver.read("orders").select(F.col("payment_id").alias("id"), F.col("id").alias("order_id"),
                                               "customer_id", F.col("status").alias("order_status"))
-    payments = (ctx.silver.read("payment").join(orders, "id", "left")
+    payments = (ctx.in_scope_at(ctx.silver.read("payment"), "created_at").join(orders, "id", "left")
                 .withColumn("payment_day", ctx.day(F.col("created_at"))))
     payments = customer_key_at(payments, ctx.gold("dim_customer"), "created_at")
     return payments.select(
@@ -133,9 +242,9 @@ def build_fct_shipments(ctx: BuildContext) -> DataFrame:
         F.col("shipment_id").alias("id"), "order_id", "customer_key", "geography_key",
         F.col("total_price").alias("order_total_price"), F.col("is_sale").alias("order_is_sale"),
         F.col("has_return").alias("order_has_return"))
-    methods = ctx.silver.read("shipping_method").select(F.col("id").alias("shipping_method_id"),
-                                                        F.col("estimated_delivery_time").alias("promised_hours"))
-    shipments = (ctx.silver.read("shipment").join(orders, "id", "left").join(methods, "shipping_method_id", "left")
+    methods = ctx.gold("dim_shipping_method").select("shipping_method_id", "promised_hours")
+    shipments = (ctx.in_scope_at(ctx.silver.read("shipment"), "created_at").join(orders, "id", "left")
+                 .join(methods, "shipping_method_id", "left")
                  .withColumn("ship_day", ctx.day(F.col("created_at"))))
     delivered = F.col("actual_delivery").isNotNull()
     hours = (F.unix_timestamp("actual_delivery") - F.unix_timestamp("created_at")) / 3600
@@ -157,7 +266,7 @@ def build_fct_returns(ctx: BuildContext) -> DataFrame:
     """Return grain: one row per return request, with its order's day and the customer version."""
     orders = ctx.gold("fct_orders").select("order_id", "order_day", "channel_key", "geography_key",
                                            F.col("is_sale").alias("order_is_sale"))
-    returns = (ctx.silver.read("order_return").join(orders, "order_id", "left")
+    returns = (ctx.in_scope_at(ctx.silver.read("order_return"), "created_at").join(orders, "order_id", "left")
                .withColumn("return_day", ctx.day(F.col("created_at"))))
     returns = customer_key_at(returns, ctx.gold("dim_customer"), "created_at")
     resolution = (F.unix_timestamp("resolved_at") - F.unix_timestamp("created_at")) / 86400
@@ -184,7 +293,7 @@ def build_fct_inventory_daily(ctx: BuildContext) -> DataFrame:
     """Periodic snapshot: stock per product × warehouse at the end of each run's logical date
     (silver's inventory as the run left it). Incremental: the run's day; rebuilt: every
     published silver batch replayed, each giving its own day."""
-    if ctx.previous("fct_inventory_daily") is not None:
+    if ctx.scope is not None:
         return inventory_snapshot(ctx.silver.read("inventory"), F.lit(ctx.as_of))
     snapshots: dict[date, DataFrame] = {}
     for interval, inventory in ctx.silver.history("inventory"):
@@ -193,14 +302,10 @@ def build_fct_inventory_daily(ctx: BuildContext) -> DataFrame:
     return reduce(DataFrame.unionByName, snapshots.values())
 
 
-def replace_partitions(df: DataFrame, target: str) -> None:
-    """Replace the partitions ``df`` has rows in (dynamic partition overwrite)."""
-    df.writeTo(target).overwritePartitions()
-
-
-def build_fct_cart_events(ctx: BuildContext) -> DataFrame:
-    """Cart event grain: a cart's creation, each item added, its checkout, its abandonment
-    (status ``abandoned``/``expired``, or still active when it expired by the end of the run)."""
+def cart_event_rows(ctx: BuildContext) -> DataFrame:
+    """Cart events before the dimension keys: a cart's creation, each item added, its checkout,
+    its abandonment (status ``abandoned``/``expired``, or still active when it expired by the end
+    of the run)."""
     channels = _channel_ids_by_name(ctx)
     end = F.lit(ctx.interval.end).cast("timestamp")
     carts = (ctx.silver.read("cart").withColumnRenamed("id", "cart_id")
@@ -209,24 +314,29 @@ def build_fct_cart_events(ctx: BuildContext) -> DataFrame:
                     .when((F.col("status") == "active") & (F.col("expires_at") <= end), F.col("expires_at")))
 
     def events(kind: str, at: Column, frame: DataFrame = carts, product: Column = F.lit(None).cast("bigint"),
-               quantity: Column = F.lit(None).cast("int"), amount: Column = F.col("total_amount")) -> DataFrame:
+               quantity: Column = F.lit(None).cast("int"), amount: Column = F.col("total_amount"),
+               line: Column = F.lit(None).cast("bigint")) -> DataFrame:
         return frame.where(at.isNotNull()).select(
-            "cart_id", F.lit(kind).alias("event_type"),
+            "cart_id", line.alias("cart_item_id"), F.lit(kind).alias("event_type"),
             at.alias("event_ts"), "customer_id", F.col("_channel_id").alias("channel_id"), product.alias("product_id"),
             quantity.alias("quantity"), amount.cast("decimal(18,2)").alias("amount"), F.col("order_id"))
 
     items = (ctx.silver.read("cart_items").withColumnRenamed("id", "cart_item_id")
              .join(carts.select("cart_id", "customer_id", "_channel_id", "order_id"), "cart_id"))
     no_amount = F.lit(None).cast("decimal(18,2)")
-    all_events = (events("created", F.col("created_at"), amount=no_amount)
-                  .unionByName(events("item_added", F.col("added_at"), items, F.col("product_id"), F.col("quantity"),
-                                      F.col("amount")))
-                  .unionByName(events("checked_out", F.col("checked_out_at")))
-                  .unionByName(events("abandoned", abandoned_at))
-                  .withColumn("event_day", ctx.day(F.col("event_ts"))))
-    all_events = customer_key_at(all_events, ctx.gold("dim_customer"), "event_ts")
+    return (events("created", F.col("created_at"), amount=no_amount)
+            .unionByName(events("item_added", F.col("added_at"), items, F.col("product_id"), F.col("quantity"),
+                                F.col("amount"), F.col("cart_item_id")))
+            .unionByName(events("checked_out", F.col("checked_out_at")))
+            .unionByName(events("abandoned", abandoned_at))
+            .withColumn("event_day", ctx.day(F.col("event_ts"))))
+
+
+def build_fct_cart_events(ctx: BuildContext) -> DataFrame:
+    """Cart event grain: one row per cart event (``cart_event_rows``), keyed to the dimensions."""
+    all_events = customer_key_at(ctx.in_scope(cart_event_rows(ctx), "event_day"), ctx.gold("dim_customer"), "event_ts")
     return all_events.select(
-        "cart_id", "event_type", "event_ts", "event_day", date_key(F.col("event_day")).alias("date_key"),
+        "cart_id", "cart_item_id", "event_type", "event_ts", "event_day", date_key(F.col("event_day")).alias("date_key"),
         "customer_key", _key("channel_id").alias("channel_key"), "product_id", _key("product_id").alias("product_key"),
         "quantity", "amount", "order_id")
 
@@ -245,13 +355,12 @@ def build_fct_activity_events(ctx: BuildContext) -> DataFrame:
 
 
 def activity_touched_days(ctx: BuildContext) -> list[date | None] | None:
-    """Days of the clickstream events a batch landed, or of events whose customer appeared (an
-    append-only log: nothing else changes); every day when a channel changed (events name it)."""
-    if ctx.silver.read("order_channel").where(ctx.newer()).limit(1).count():
+    """Days of the clickstream events a batch landed, or of events whose customer version changed
+    (an append-only log: nothing else changes); every day when a channel changed (events name it)."""
+    if ctx.changed("dim_channel"):
         return None
     events = ctx.silver.read("customer_activity_log").withColumn("event_day", ctx.day(F.col("created_at")))
-    days = (events.where(ctx.newer()).select("event_day")
-            .union(events.join(new_customers(ctx), "customer_id", "left_semi").select("event_day")))
+    days = events.where(ctx.newer()).select("event_day").union(rekeyed(ctx, events, "created_at").select("event_day"))
     return _days(days, "event_day")
 
 
@@ -265,15 +374,15 @@ FACTS = [
     _day_partitioned("fct_order_lines", build_fct_order_lines, ("order_items",), "order_day",
                      depends_on=("fct_orders",), touched_days=lambda ctx: ctx.touched_days_of("fct_orders")),
     _day_partitioned("fct_payments", build_fct_payments, ("payment", "orders"), "payment_day",
-                     depends_on=("dim_customer",)),
-    _day_partitioned("fct_shipments", build_fct_shipments, ("shipment", "shipping_method"), "ship_day",
-                     depends_on=("fct_orders",)),
+                     depends_on=("dim_customer",), touched_days=payments_touched_days),
+    _day_partitioned("fct_shipments", build_fct_shipments, ("shipment",), "ship_day",
+                     depends_on=("dim_shipping_method", "fct_orders"), touched_days=shipments_touched_days),
     _day_partitioned("fct_returns", build_fct_returns, ("order_return",), "return_day",
-                     depends_on=("fct_orders", "dim_customer")),
+                     depends_on=("dim_customer", "fct_orders"), touched_days=returns_touched_days),
     _day_partitioned("fct_inventory_daily", build_fct_inventory_daily, ("inventory",), "snapshot_day",
-                     incremental_write=replace_partitions),
-    _day_partitioned("fct_cart_events", build_fct_cart_events, ("cart", "cart_items", "order_channel"), "event_day",
-                     depends_on=("dim_customer",)),
-    _day_partitioned("fct_activity_events", build_fct_activity_events, ("customer_activity_log", "order_channel"),
-                     "event_day", depends_on=("dim_customer",), touched_days=activity_touched_days),
+                     touched_days=lambda ctx: [ctx.as_of]),
+    _day_partitioned("fct_cart_events", build_fct_cart_events, ("cart", "cart_items"), "event_day",
+                     depends_on=("dim_channel", "dim_customer"), touched_days=cart_events_touched_days),
+    _day_partitioned("fct_activity_events", build_fct_activity_events, ("customer_activity_log",), "event_day",
+                     depends_on=("dim_channel", "dim_customer"), touched_days=activity_touched_days),
 ]

@@ -8,13 +8,15 @@ province, carrier, product) come from the type 1 dimensions; an event without on
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from decimal import Decimal
+from functools import wraps
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse_gold import metrics as m
-from lakehouse_gold.build import BuildContext, GoldTable
+from lakehouse_gold.build import BuildContext, GoldTable, in_days
 
 UNKNOWN = "unknown"
 
@@ -27,6 +29,31 @@ def _name(ctx: BuildContext, facts: DataFrame, dimension: str, key: str, name: s
 
 def _until_as_of(df: DataFrame, day: str, ctx: BuildContext) -> DataFrame:
     return df.where(F.col(day) <= F.lit(ctx.as_of))
+
+
+def _mart_days(*dimensions: str):
+    """Decorates the function giving the days a batch changes in a mart: with them, the days the
+    run's logical date brings into view (``BuildContext.newly_covered``); every day (None) when
+    one of the ``dimensions`` the mart names its rows by changed."""
+    def decorate(touched):
+        @wraps(touched)
+        def days(ctx: BuildContext) -> list[date | None] | None:
+            if any(ctx.changed(d) for d in dimensions):
+                return None
+            return _union(touched(ctx), ctx.newly_covered())
+        return days
+    return decorate
+
+
+def _union(*days: list[date | None] | None) -> list[date | None] | None:
+    """Every day in ``days`` (None, every day, when one of them is)."""
+    if any(d is None for d in days):
+        return None
+    return sorted({d for group in days for d in group}, key=lambda d: (d is None, d))
+
+
+def _days_of(df: DataFrame | None, column: str) -> list[date | None] | None:
+    return None if df is None else [r[0] for r in df.select(column).distinct().collect()]
 
 
 def build_daily_sales(ctx: BuildContext) -> DataFrame:
@@ -82,15 +109,33 @@ def _batch_last_day(batch_id: Column, ctx: BuildContext) -> Column:
     return ctx.day(end - F.expr("INTERVAL 1 SECOND"))
 
 
-def daily_units_sold(ctx: BuildContext) -> DataFrame:
-    """Units sold per product × warehouse × business day, from ``sale`` stock movements. A
-    movement counts on its own day, or on the last day of the batch that landed it when its
-    timestamp lies beyond it (trigger-written rows carry the database wall clock)."""
+WINDOW_DAYS = 28  # the trailing window of units sold, average stock, days on hand and turnover
+
+
+def daily_units_sold(ctx: BuildContext, only_newer: bool = False) -> DataFrame:
+    """Units sold per product × warehouse × business day, from ``sale`` stock movements (with
+    ``only_newer``: those landed after the mart was last built). A movement counts on its own
+    day, or on the last day of the batch that landed it when its timestamp lies beyond it
+    (trigger-written rows carry the database wall clock)."""
     inventory = ctx.silver.read("inventory").select(F.col("id").alias("inventory_id"), "product_id", "warehouse_id")
     moves = ctx.silver.read("inventory_log").where(F.col("change_type") == "sale")
+    if only_newer:
+        moves = moves.where(ctx.newer())
     day = F.least(ctx.day(F.col("created_at")), _batch_last_day(F.col("_source_batch_id"), ctx))
     return (moves.join(inventory, "inventory_id").groupBy("product_id", "warehouse_id", day.alias("day"))
             .agg(F.sum(-F.col("quantity_change")).cast("bigint").alias("units")))
+
+
+@_mart_days()
+def inventory_touched_days(ctx: BuildContext) -> list[date | None] | None:
+    """The snapshot days ``fct_inventory_daily`` rebuilt, and the days whose trailing window holds
+    a sale landed since the mart was last built (late movements)."""
+    snapshots = ctx.touched_days_of("fct_inventory_daily")
+    if snapshots is None:
+        return None
+    late = {r.day for r in daily_units_sold(ctx, only_newer=True).select("day").distinct().collect() if r.day}
+    windows = {day + timedelta(days=k) for day in late for k in range(WINDOW_DAYS)}
+    return sorted({*snapshots, *(d for d in windows if d <= ctx.as_of)})
 
 
 def build_inventory_daily(ctx: BuildContext) -> DataFrame:
@@ -100,17 +145,17 @@ def build_inventory_daily(ctx: BuildContext) -> DataFrame:
     sold = daily_units_sold(ctx)
     pair = ["product_id", "warehouse_id"]
     in_window = ((F.col("s.product_id") == F.col("u.product_id")) & (F.col("s.warehouse_id") == F.col("u.warehouse_id"))
-                 & F.col("u.day").between(F.date_sub(F.col("s.snapshot_day"), 27), F.col("s.snapshot_day")))
-    units = (stock.alias("s").join(sold.alias("u"), in_window, "left")
+                 & F.col("u.day").between(F.date_sub(F.col("s.snapshot_day"), WINDOW_DAYS - 1), F.col("s.snapshot_day")))
+    units = (ctx.in_scope(stock, "snapshot_day").alias("s").join(sold.alias("u"), in_window, "left")
              .groupBy(*[F.col(f"s.{c}") for c in (*pair, "snapshot_day")])
              .agg(F.coalesce(F.sum(F.when(F.col("u.day") == F.col("s.snapshot_day"), F.col("u.units"))), F.lit(0))
                   .cast("bigint").alias("units_sold"),
                   F.coalesce(F.sum("u.units"), F.lit(0)).cast("bigint").alias("units_sold_28d")))
     by_day = Window.partitionBy(*pair).orderBy("snapshot_day")
-    trailing = Window.partitionBy(*pair).orderBy(F.datediff("snapshot_day", F.lit("1970-01-01"))).rangeBetween(-27, 0)
-    rows = stock.join(units, [*pair, "snapshot_day"]).select(
-        "*", F.lag("stock_on_hand").over(by_day).alias("_previous"),
-        F.avg("stock_on_hand").over(trailing).alias("_avg_stock"))
+    trailing = (Window.partitionBy(*pair).orderBy(F.datediff("snapshot_day", F.lit("1970-01-01")))
+                .rangeBetween(-(WINDOW_DAYS - 1), 0))
+    rows = stock.select("*", F.lag("stock_on_hand").over(by_day).alias("_previous"),
+                        F.avg("stock_on_hand").over(trailing).alias("_avg_stock")).join(units, [*pair, "snapshot_day"])
     return rows.select(
         "snapshot_day", "product_id", "warehouse_id", "product_key", "warehouse_key", "stock_on_hand", "safety_stock",
         "reorder_level", "stock_value",
@@ -123,7 +168,7 @@ def build_inventory_daily(ctx: BuildContext) -> DataFrame:
 
 def build_logistics_daily(ctx: BuildContext) -> DataFrame:
     """Shipments per (ship day, carrier, shipping method, province of the delivery address)."""
-    shipments = _until_as_of(ctx.gold("fct_shipments"), "ship_day", ctx)
+    shipments = _until_as_of(ctx.in_scope(ctx.gold("fct_shipments"), "ship_day"), "ship_day", ctx)
     shipments = _name(ctx, shipments, "dim_carrier", "carrier_key", "carrier_name", "carrier")
     shipments = _name(ctx, shipments, "dim_shipping_method", "shipping_method_key", "shipping_method_name",
                       "shipping_method")
@@ -143,14 +188,16 @@ def build_logistics_daily(ctx: BuildContext) -> DataFrame:
 def build_product_performance(ctx: BuildContext) -> DataFrame:
     """Sales, returns and reviews per (product, business day)."""
     returned = ctx.gold("fct_orders").select("order_id", "has_return")
-    lines = _until_as_of(ctx.gold("fct_order_lines"), "order_day", ctx).join(returned, "order_id", "left")
+    lines = _until_as_of(ctx.in_scope(ctx.gold("fct_order_lines"), "order_day"), "order_day", ctx)
+    lines = lines.join(returned, "order_id", "left")
     status, order_id = F.col("status"), F.col("order_id")
     sales = lines.groupBy("product_id", F.col("order_day").alias("day")).agg(
         m.units_sold(F.col("quantity"), status).alias("units_sold"),
         m.line_revenue(F.col("amount"), status).alias("revenue"),
         m.orders_with_product(order_id, status).alias("order_count"),
         m.product_return_rate(order_id, F.coalesce("has_return", F.lit(False)), status).alias("return_rate"))
-    reviews = _until_as_of(ctx.silver.read("product_review").withColumn("day", ctx.day(F.col("created_at"))), "day", ctx)
+    reviews = ctx.in_scope_at(ctx.silver.read("product_review"), "created_at").withColumn("day", ctx.day(F.col("created_at")))
+    reviews = _until_as_of(reviews, "day", ctx)
     reviews = reviews.groupBy("product_id", "day").agg(F.count(F.lit(1)).alias("review_count"),
                                                         m.avg_rating(F.col("rating")).alias("avg_rating"))
     products = ctx.gold("dim_product").select("product_id", "product_key", "product_name", "brand_name",
@@ -166,9 +213,10 @@ def build_product_performance(ctx: BuildContext) -> DataFrame:
 def build_returns(ctx: BuildContext) -> DataFrame:
     """Returns per (day the returned order was placed, reason): counts, refunds, resolution time,
     and the rate of that day's sale orders returned for the reason."""
-    orders = _until_as_of(ctx.gold("fct_orders"), "order_day", ctx)
+    orders = _until_as_of(ctx.in_scope(ctx.gold("fct_orders"), "order_day"), "order_day", ctx)
     sale_orders = orders.groupBy("order_day").agg(m.sale_order_count(F.col("status")).alias("sale_orders"))
     returns = _until_as_of(ctx.gold("fct_returns"), "return_day", ctx).where(F.col("order_day").isNotNull())
+    returns = ctx.in_scope(returns, "order_day")
     by_reason = returns.groupBy("order_day", "reason").agg(
         m.return_count().alias("return_count"),
         F.countDistinct(F.when(F.col("order_is_sale"), F.col("order_id"))).alias("returned_orders"),
@@ -183,7 +231,8 @@ def build_returns(ctx: BuildContext) -> DataFrame:
 def build_cart_analytics(ctx: BuildContext) -> DataFrame:
     """Carts per (day created, channel): conversion and abandonment."""
     events = ctx.gold("fct_cart_events")
-    carts = events.groupBy("cart_id").agg(
+    created = ctx.in_scope(events.where(F.col("event_type") == "created"), "event_day")
+    carts = events.join(created.select("cart_id"), "cart_id", "left_semi").groupBy("cart_id").agg(
         F.min(F.when(F.col("event_type") == "created", F.col("event_day"))).alias("created_day"),
         F.first("channel_key", ignorenulls=True).alias("channel_key"),
         F.max((F.col("event_type") == "checked_out").cast("int")).cast("boolean").alias("converted"),
@@ -230,11 +279,46 @@ def reconcile_logistics(ctx: BuildContext, mart: DataFrame) -> dict[str, tuple[D
     return {"shipments": (_total(mart, "shipment_count"), Decimal(shipments.count()))}
 
 
-def daily_sales_touched_days(ctx: BuildContext) -> list | None:
-    """The order days ``fct_orders`` rebuilt; every day when a channel or province name changed."""
-    if ctx.changed("dim_channel") or ctx.changed("dim_geography"):
-        return None
+# --- what a daily batch changes: the days of each mart to rebuild ---------------------------------
+
+@_mart_days("dim_channel", "dim_geography")
+def daily_sales_touched_days(ctx: BuildContext) -> list[date | None] | None:
+    """The order days ``fct_orders`` rebuilt."""
     return ctx.touched_days_of("fct_orders")
+
+
+@_mart_days("dim_carrier", "dim_shipping_method", "dim_geography")
+def logistics_touched_days(ctx: BuildContext) -> list[date | None] | None:
+    """The ship days ``fct_shipments`` rebuilt."""
+    return ctx.touched_days_of("fct_shipments")
+
+
+@_mart_days("dim_product")
+def product_touched_days(ctx: BuildContext) -> list[date | None] | None:
+    """The order days ``fct_order_lines`` rebuilt, and the days of reviews landed since the last build."""
+    reviews = ctx.silver.read("product_review").where(ctx.newer())
+    return _union(ctx.touched_days_of("fct_order_lines"),
+                  _days_of(reviews.select(ctx.day(F.col("created_at")).alias("day")), "day"))
+
+
+@_mart_days()
+def returns_touched_days(ctx: BuildContext) -> list[date | None] | None:
+    """The order days ``fct_orders`` rebuilt (sale orders), the order days of returns that changed
+    and of returns dated on the days the logical date brings into view."""
+    returns = ctx.rows_changed("fct_returns", "return_day")
+    newly_dated = ctx.gold("fct_returns").where(in_days(F.col("return_day"), ctx.newly_covered()))
+    return _union(ctx.touched_days_of("fct_orders"), _days_of(returns, "order_day"), _days_of(newly_dated, "order_day"))
+
+
+@_mart_days("dim_channel")
+def cart_touched_days(ctx: BuildContext) -> list[date | None] | None:
+    """The days the carts whose events changed were created (before and after the batch)."""
+    changed = ctx.rows_changed("fct_cart_events", "event_day")
+    if changed is None:
+        return None
+    created = [df.where(F.col("event_type") == "created").join(changed, "cart_id", "left_semi")
+               for df in (ctx.gold("fct_cart_events"), ctx.previous("fct_cart_events"))]
+    return _days_of(created[0].unionByName(created[1]), "event_day")
 
 
 def _mart(name: str, build, upstream: tuple[str, ...], depends_on: tuple[str, ...], day: str | None,
@@ -243,6 +327,8 @@ def _mart(name: str, build, upstream: tuple[str, ...], depends_on: tuple[str, ..
                      reconcile=reconcile, touched_days=touched_days)
 
 
+#: ``mart_customer_360`` is rebuilt whole every run: every row depends on the logical date
+#: (days since the last order) and the RFM scores rank each customer against all the others.
 MARTS = [
     _mart("mart_daily_sales", build_daily_sales, ("orders", "order_items"),
           ("fct_orders", "dim_channel", "dim_geography"), "order_day", ["order_day", "province", "channel"],
@@ -250,13 +336,15 @@ MARTS = [
     _mart("mart_customer_360", build_customer_360, ("customers",), ("fct_orders", "dim_customer"), None,
           ["customer_id"], reconcile_customer_360),
     _mart("mart_inventory_daily", build_inventory_daily, ("inventory", "inventory_log"), ("fct_inventory_daily",),
-          "snapshot_day", ["snapshot_day", "product_id", "warehouse_id"], reconcile_inventory),
+          "snapshot_day", ["snapshot_day", "product_id", "warehouse_id"], reconcile_inventory, inventory_touched_days),
     _mart("mart_logistics_daily", build_logistics_daily, ("shipment",),
           ("fct_shipments", "dim_carrier", "dim_shipping_method", "dim_geography"), "ship_day",
-          ["ship_day", "carrier", "province"], reconcile_logistics),
+          ["ship_day", "carrier", "province"], reconcile_logistics, logistics_touched_days),
     _mart("mart_product_performance", build_product_performance, ("product_review",),
-          ("fct_orders", "fct_order_lines", "dim_product"), "day", ["day", "product_id"]),
-    _mart("mart_returns", build_returns, (), ("fct_orders", "fct_returns"), "order_day", ["order_day", "reason"]),
+          ("fct_orders", "fct_order_lines", "dim_product"), "day", ["day", "product_id"],
+          touched_days=product_touched_days),
+    _mart("mart_returns", build_returns, (), ("fct_orders", "fct_returns"), "order_day", ["order_day", "reason"],
+          touched_days=returns_touched_days),
     _mart("mart_cart_analytics", build_cart_analytics, (), ("fct_cart_events", "dim_channel"), "created_day",
-          ["created_day", "channel"]),
+          ["created_day", "channel"], touched_days=cart_touched_days),
 ]
