@@ -239,13 +239,16 @@ def summary(spark: SparkSession, ident: str, ref: str = PUBLISH_TAG) -> dict[str
     return {k: v for k, v in dict(snap.summary()).items() if k.startswith(PROPERTY_PREFIX)}
 
 
-def published_snapshots(spark: SparkSession, ident: str, until: int) -> list[tuple[str, int]]:
-    """(batch id, snapshot id) of every batch published on ``main`` up to snapshot ``until``,
-    oldest first: the table's history batch by batch (reads the whole ancestry: for rebuilds)."""
+def published_snapshots(spark: SparkSession, ident: str, until: int, after: str | None = None) -> list[tuple[str, int]]:
+    """(batch id, snapshot id) of every batch published on ``main`` up to snapshot ``until`` (and
+    after batch ``after``), oldest first: the table's history batch by batch, each batch's last
+    snapshot. Without ``after`` it reads the whole ancestry (for rebuilds)."""
     table = java_table(spark, ident)
     history, snap = [], table.snapshot(until)
     while snap is not None:
         batch = snap.summary().get(f"{PROPERTY_PREFIX}batch_id")
+        if batch is not None and after is not None and str(batch) <= after:
+            break
         if batch is not None and (not history or history[-1][0] != str(batch)):
             history.append((str(batch), snap.snapshotId()))
         parent = snap.parentId()

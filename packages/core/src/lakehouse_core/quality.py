@@ -349,10 +349,14 @@ def _batch_values(state: dict[str, str]) -> dict[str, int | Decimal]:
     return values
 
 
-def _batch_frame(spark: SparkSession, reports: list[TableReport]) -> DataFrame:
-    """One row per staged table with its batch counts and reconciliation totals (for the ``_batch`` suite)."""
+def _batch_frame(spark: SparkSession, reports: list[TableReport], suite: dict) -> DataFrame:
+    """One row per staged table with its batch counts and reconciliation totals (for the ``_batch``
+    suite). A column the suite names that no table of the batch reports (the reconciliation of a
+    table outside a gated subset) is NULL, which its checks skip."""
     values = [_batch_values(r.state) for r in reports]
-    names = sorted(set().union(*values))
+    named = {e["kwargs"][k] for e in suite["expectations"] for k in ("column", "column_A", "column_B")
+             if k in e["kwargs"]}
+    names = sorted(set().union(*values, named - {"table"}))
     kinds = {n: T.LongType() if n.endswith(ROWS_SUFFIX) else T.DecimalType(38, 2) for n in names}
     schema = T.StructType([T.StructField("table", T.StringType())] + [T.StructField(n, kinds[n]) for n in names])
     return spark.createDataFrame([(r.table, *[v.get(n) for n in names]) for r, v in zip(reports, values)], schema)
@@ -400,7 +404,7 @@ def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch
     if (suite_folder(settings, layer) / f"{BATCH_SUITE}.json").exists():
         batch_reports = [r for r in report.tables if r.table.startswith(f"{layer}.")]
         suite = load_suite(settings, layer, BATCH_SUITE)
-        outcomes = runner.validate(f"{layer}.{BATCH_SUITE}", _batch_frame(spark, batch_reports), suite, ["table"],
+        outcomes = runner.validate(f"{layer}.{BATCH_SUITE}", _batch_frame(spark, batch_reports, suite), suite, ["table"],
                                    run_name=batch_id)
         report.tables.append(TableReport(f"{layer}.{BATCH_SUITE}", len(batch_reports),
                                          all(o.success for o in outcomes), outcomes))

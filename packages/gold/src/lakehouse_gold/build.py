@@ -48,13 +48,14 @@ class SilverSnapshots:
             raise KeyError(f"silver.{table} is not an upstream table of this build (pinned: {sorted(self.ids)})")
         return self.spark.read.option("snapshot-id", str(self.ids[table])).table(identifier("silver", table))
 
-    def history(self, table: str) -> list[tuple[DataInterval, DataFrame]]:
-        """``silver.<table>`` as each published batch up to the pinned snapshot left it, oldest
-        first, with that batch's data interval (for tables that accumulate history)."""
+    def history(self, table: str, after: str | None = None) -> list[tuple[DataInterval, DataFrame]]:
+        """``silver.<table>`` as each published batch up to the pinned snapshot (and after batch
+        ``after``) left it, oldest first, with that batch's data interval (for tables that
+        accumulate history, and to catch up with batches a gold table did not see)."""
         ident = identifier("silver", table)
         self.read(table)  # raises KeyError when not pinned
         return [(DataInterval.from_batch_id(batch), self.spark.read.option("snapshot-id", str(snap)).table(ident))
-                for batch, snap in iceberg.published_snapshots(self.spark, ident, self.ids[table])]
+                for batch, snap in iceberg.published_snapshots(self.spark, ident, self.ids[table], after)]
 
 
 @dataclass(frozen=True)

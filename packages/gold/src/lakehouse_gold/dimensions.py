@@ -177,19 +177,26 @@ def _apply(dim: DataFrame, changes: DataFrame) -> DataFrame:
 
 
 def build_dim_customer(ctx: BuildContext) -> DataFrame:
-    """This batch's customer versions (incremental) or, when rebuilt, every version from silver's
-    history replayed batch by batch (the same step, so both give the same rows)."""
+    """The customer versions silver's batches since the last build change (incremental: one
+    batch, or each batch gold did not see, in order) or, when rebuilt, every version from
+    silver's history replayed batch by batch (the same step, so both give the same rows)."""
     previous = ctx.previous("dim_customer")
-    if previous is not None:
-        return customer_versions_step(previous, _customer_state(ctx, ctx.silver.read("customers")), ctx.interval)
-    dim = ctx.spark.createDataFrame([], _customer_state(ctx, ctx.silver.read("customers")).limit(0)
-                                    .select(surrogate_key(F.col("customer_id")).alias("customer_key"), "customer_id",
-                                            F.lit(1).alias("version"), F.col("created_at").alias("valid_from"),
-                                            F.col("created_at").alias("valid_to"), F.lit(True).alias("is_current"),
-                                            *ATTRIBUTES).schema)
-    for interval, customers in ctx.silver.history("customers"):
-        dim = _apply(dim, customer_versions_step(dim, _customer_state(ctx, customers), interval)).localCheckpoint()
-    return dim
+    if previous is None:
+        dim = ctx.spark.createDataFrame([], _customer_state(ctx, ctx.silver.read("customers")).limit(0).select(
+            surrogate_key(F.col("customer_id")).alias("customer_key"), "customer_id", F.lit(1).alias("version"),
+            F.col("created_at").alias("valid_from"), F.col("created_at").alias("valid_to"),
+            F.lit(True).alias("is_current"), *ATTRIBUTES).schema)
+    else:
+        dim = previous
+    steps = []
+    for interval, customers in ctx.silver.history("customers", after=None if previous is None else ctx.previous_batch):
+        steps.append(customer_versions_step(dim, _customer_state(ctx, customers), interval))
+        dim = _apply(dim, steps[-1])
+        if previous is None:  # a rebuild: many steps, the plan cut at each
+            dim = dim.localCheckpoint()
+    if previous is None:
+        return dim
+    return reduce(_apply, steps)  # the rows the batches changed, a later batch's version of a row winning
 
 
 def merge_versions(df: DataFrame, target: str) -> None:

@@ -46,19 +46,22 @@ def order_refunds(returns: DataFrame) -> DataFrame:
 
 def customers_rekeyed(ctx: BuildContext) -> DataFrame:
     """``(customer_id, since)``: customers whose events may take another ``customer_key`` after this
-    batch. A new customer: every event (``since`` NULL; events before version 1 take it). A
-    customer with a version opened or closed in this batch: events from the end of the data
-    interval (rows stamped after the batch, such as trigger wall-clock times)."""
-    current = ctx.gold("dim_customer").select("customer_id", "customer_key", "valid_to")
+    batch, and from when. A version closed by the batch: events from its end; a version opened:
+    events from its start, or every event for a first version (``since`` NULL: events before
+    version 1 take it)."""
+    current = ctx.gold("dim_customer").select("customer_id", "customer_key", "version", "valid_from", "valid_to")
     previous = ctx.previous("dim_customer")
     if previous is None:
         return current.select("customer_id", F.lit(None).cast("timestamp").alias("since")).distinct()
     before = previous.select(F.col("customer_key").alias("_key"), F.col("valid_to").alias("_to"))
     changed = current.join(before, (F.col("customer_key") == F.col("_key")) & F.col("valid_to").eqNullSafe(F.col("_to")),
                            "left_anti")
-    known = previous.select("customer_id", F.lit(True).alias("_known")).distinct()
-    return (changed.select("customer_id").distinct().join(known, "customer_id", "left")
-            .select("customer_id", F.when(F.col("_known"), F.lit(ctx.interval.end).cast("timestamp")).alias("since")))
+    closed = changed.join(before.select(F.col("_key").alias("customer_key")).distinct(), "customer_key", "left_semi")
+    since = (closed.select("customer_id", F.col("valid_to").alias("since"))
+             .unionByName(changed.join(closed, "customer_key", "left_anti")
+                          .select("customer_id", F.when(F.col("version") > 1, F.col("valid_from")).alias("since"))))
+    first_version = F.max(F.col("since").isNull().cast("int")) == 1
+    return since.groupBy("customer_id").agg(F.when(~first_version, F.min("since")).alias("since"))
 
 
 def rekeyed(ctx: BuildContext, events: DataFrame, event_time: str) -> DataFrame:
@@ -289,14 +292,24 @@ def inventory_snapshot(inventory: DataFrame, day: Column) -> DataFrame:
         (F.col("quantity") * F.col("unit_cost")).cast("decimal(18,2)").alias("stock_value"))
 
 
+def _inventory_batches_since(ctx: BuildContext) -> str | None:
+    """The batch after which silver's inventory batches are replayed (None: all of them)."""
+    return ctx.previous_batch if ctx.scope is not None else None
+
+
+def inventory_snapshot_days(ctx: BuildContext) -> list[date | None]:
+    """The logical dates of silver's inventory batches since the last build (the run's, and any
+    gold did not see)."""
+    return sorted({interval.last_day(ctx.settings.business_zone)
+                   for interval, _ in ctx.silver.history("inventory", after=ctx.previous_batch)})
+
+
 def build_fct_inventory_daily(ctx: BuildContext) -> DataFrame:
     """Periodic snapshot: stock per product × warehouse at the end of each run's logical date
-    (silver's inventory as the run left it). Incremental: the run's day; rebuilt: every
-    published silver batch replayed, each giving its own day."""
-    if ctx.scope is not None:
-        return inventory_snapshot(ctx.silver.read("inventory"), F.lit(ctx.as_of))
+    (silver's inventory as the run left it): each published silver batch since the last build
+    (rebuilt: all of them) replayed, giving its own day."""
     snapshots: dict[date, DataFrame] = {}
-    for interval, inventory in ctx.silver.history("inventory"):
+    for interval, inventory in ctx.silver.history("inventory", after=_inventory_batches_since(ctx)):
         day = interval.last_day(ctx.settings.business_zone)
         snapshots[day] = inventory_snapshot(inventory, F.lit(day))  # a day's last batch wins
     return reduce(DataFrame.unionByName, snapshots.values())
@@ -380,7 +393,7 @@ FACTS = [
     _day_partitioned("fct_returns", build_fct_returns, ("order_return",), "return_day",
                      depends_on=("dim_customer", "fct_orders"), touched_days=returns_touched_days),
     _day_partitioned("fct_inventory_daily", build_fct_inventory_daily, ("inventory",), "snapshot_day",
-                     touched_days=lambda ctx: [ctx.as_of]),
+                     touched_days=inventory_snapshot_days),
     _day_partitioned("fct_cart_events", build_fct_cart_events, ("cart", "cart_items"), "event_day",
                      depends_on=("dim_channel", "dim_customer"), touched_days=cart_events_touched_days),
     _day_partitioned("fct_activity_events", build_fct_activity_events, ("customer_activity_log",), "event_day",

@@ -302,7 +302,7 @@ def product_touched_days(ctx: BuildContext) -> list[date | None] | None:
 
 
 @_mart_days()
-def returns_touched_days(ctx: BuildContext) -> list[date | None] | None:
+def return_reasons_touched_days(ctx: BuildContext) -> list[date | None] | None:
     """The order days ``fct_orders`` rebuilt (sale orders), the order days of returns that changed
     and of returns dated on the days the logical date brings into view."""
     returns = ctx.rows_changed("fct_returns", "return_day")
@@ -344,7 +344,7 @@ MARTS = [
           ("fct_orders", "fct_order_lines", "dim_product"), "day", ["day", "product_id"],
           touched_days=product_touched_days),
     _mart("mart_returns", build_returns, (), ("fct_orders", "fct_returns"), "order_day", ["order_day", "reason"],
-          touched_days=returns_touched_days),
+          touched_days=return_reasons_touched_days),
     _mart("mart_cart_analytics", build_cart_analytics, (), ("fct_cart_events", "dim_channel"), "created_day",
           ["created_day", "channel"], touched_days=cart_touched_days),
 ]
