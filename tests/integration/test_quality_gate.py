@@ -33,3 +33,24 @@ def test_registry_column_missing_from_the_table_is_an_error(spark, settings):
     with pytest.raises(RegistryError, match=r"registry table people: pii column 'emial' not in bronze.people "
                                             r"\(columns: email, id\)"):
         conform(df, spec, settings)
+
+
+def test_gold_batch_reconciliations_of_a_gated_subset(spark, settings):
+    """Gating a subset of gold (``--tables``): the reconciliations of tables outside it are NULL and
+    skipped, those of the tables in it still decide (a GMV that differs from silver's fails)."""
+    from lakehouse_core.quality import TableReport, _batch_frame, load_suite
+
+    suite = load_suite(settings, "gold", "_batch")
+
+    def outcomes(gmv_gold: str):
+        state = {"lakehouse.reconcile.gmv.gold": gmv_gold, "lakehouse.reconcile.gmv.silver": "840.00",
+                 "lakehouse.reconcile.orders.gold": "7", "lakehouse.reconcile.orders.silver": "7"}
+        frame = _batch_frame(spark, [TableReport("gold.mart_daily_sales", 3, True, [], state),
+                                     TableReport("gold.dim_date", 3, True, [], {})], suite)
+        assert {"stock_on_hand_gold", "shipments_silver"} <= set(frame.columns)
+        return {o.column: o.success for o in GreatExpectationsRunner(settings).validate(
+            "gold._batch", frame, suite, ["table"], run_name="subset")}
+
+    assert all(outcomes("840.00").values())
+    failed = [column for column, success in outcomes("839.99").items() if not success]
+    assert failed == ["gmv_gold, gmv_silver"]

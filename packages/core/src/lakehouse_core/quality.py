@@ -294,7 +294,8 @@ class GreatExpectationsRunner:
                 index = (r.result or {}).get("partial_unexpected_index_list") or []
                 outcomes.append(ExpectationOutcome(
                     expectation=config.type,
-                    column=config.kwargs.get("column"),
+                    column=config.kwargs.get("column") or ", ".join(
+                        config.kwargs[k] for k in ("column_A", "column_B") if k in config.kwargs) or None,
                     severity=severity(config.meta),
                     success=bool(r.success),
                     unexpected_count=int((r.result or {}).get("unexpected_count") or 0),

@@ -177,8 +177,8 @@ def _apply(dim: DataFrame, changes: DataFrame) -> DataFrame:
 
 
 def build_dim_customer(ctx: BuildContext) -> DataFrame:
-    """The customer versions silver's batches since the last build change (incremental: one
-    batch, or each batch gold did not see, in order) or, when rebuilt, every version from
+    """The customer versions changed by silver's batches since the last build (incremental: the
+    run's batch, or each batch gold did not see, in order) or, when rebuilt, every version from
     silver's history replayed batch by batch (the same step, so both give the same rows)."""
     previous = ctx.previous("dim_customer")
     if previous is None:
