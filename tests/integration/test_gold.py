@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -31,7 +32,6 @@ pytestmark = pytest.mark.spark
 
 DAYS = [DataInterval.parse(f"2023-01-0{d}T00:00:00+07:00", f"2023-01-0{d + 1}T00:00:00+07:00") for d in (4, 5, 6)]
 D1, D2, D3 = date(2023, 1, 4), date(2023, 1, 5), date(2023, 1, 6)
-NAMESPACES = ("bronze", "silver", "gold", "quarantine")
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 REFERENCE = """
@@ -145,19 +145,6 @@ MARTS_COMPARED = ("mart_daily_sales", "mart_customer_360", "mart_logistics_daily
                   "mart_product_performance", "mart_cart_analytics", "mart_inventory_daily")
 
 
-def _empty_lakehouse(spark) -> None:
-    for namespace in NAMESPACES:
-        for row in spark.sql(f"SHOW TABLES IN lakehouse.{namespace}").collect():
-            spark.sql(f"DROP TABLE lakehouse.{namespace}.{row.tableName} PURGE")
-
-
-def _source(settings, sql: str, clock: str) -> None:
-    with postgres.connect(settings.source, settings) as conn, conn.cursor() as cur:
-        cur.execute(sql)
-        cur.execute("DELETE FROM lakehouse_sim.clock; INSERT INTO lakehouse_sim.clock (sim_now) VALUES (%s)", (clock,))
-        conn.commit()
-
-
 def _publish_unvalidated(spark, layer: str, batch_id: str) -> None:
     """Publish what the batch staged in ``layer`` (and its quarantine) without running its gate:
     gold needs silver published; the bronze and silver gates are tested in the pipeline slice."""
@@ -188,7 +175,7 @@ def _full_rebuild_differences(spark, settings, interval: DataInterval) -> dict[s
 
 
 @pytest.fixture(scope="module")
-def trap_shop(spark, settings):
+def trap_shop(spark, settings, empty_lakehouse, source_sql):
     """The three daily batches through every layer (bronze and silver published unvalidated, gold
     through its gate). Yields, per day, the gold rows as published and the differences with a
     full rebuild."""
@@ -199,15 +186,16 @@ def trap_shop(spark, settings):
     from lakehouse_silver.transform import transform_table
     from lakehouse_simulator.schema import create_source_schema
 
-    own = settings.model_copy(update={"source": settings.source.model_copy(update={"dbname": "gold_cases"})})
-    _empty_lakehouse(spark)
+    # every touched day rebuilt alone, however many (the share rule has its own test)
+    own = settings.model_copy(update={"source": settings.source.model_copy(update={"dbname": "gold_cases"}),
+                                      "gold": settings.gold.model_copy(update={"incremental_max_share": 1.0})})
     with postgres.connect(own.source, own) as conn:
         create_source_schema(conn)
         conn.commit()
-    _source(own, REFERENCE, "2023-01-04 00:00")
+    source_sql(own, REFERENCE, "2023-01-04 00:00")
     state = {}
     for interval, sql in zip(DAYS, (DAY1, DAY2, DAY3)):
-        _source(own, sql, interval.end_in_zone(own.source_zone).isoformat(" "))
+        source_sql(own, sql, interval.end_in_zone(own.source_zone).isoformat(" "))
         registry = Registry.load(own).in_dependency_order()
         extract_tables(spark, own, registry, interval, source_state(own))
         _publish_unvalidated(spark, "bronze", interval.batch_id)
@@ -225,7 +213,6 @@ def trap_shop(spark, settings):
                       # after days of incremental runs (a day's wrong rows stay wrong until rebuilt)
                       "full_rebuild": _full_rebuild_differences(spark, own, interval) if day == D3 else None}
     yield own, state
-    _empty_lakehouse(spark)
 
 
 def by(rows: list[dict], *key: str) -> dict:
@@ -399,6 +386,28 @@ def test_after_the_daily_runs_every_table_equals_a_full_rebuild_from_silver(trap
     _, state = trap_shop
 
     assert state[D3]["full_rebuild"] == {t: 0 for t in GOLD_TABLES}
+
+
+def test_a_daily_build_touching_most_days_of_a_table_rebuilds_it_whole(trap_shop, spark):
+    """``gold.incremental_max_share``: two touched days of the three ``fct_orders`` holds are
+    rebuilt alone up to a share of 2/3, and the whole table (scope None) below it; a new day
+    counts among the days it will hold."""
+    from lakehouse_gold.build import BuildContext, SilverSnapshots, daily_scope
+    from lakehouse_gold.tables import GOLD_TABLES
+
+    settings, _ = trap_shop
+    touched = [D1, D2]
+    table = replace(GOLD_TABLES["fct_orders"], touched_days=lambda ctx: touched)
+    silver = SilverSnapshots.current(spark, table.upstream)
+
+    def scope(share: float):
+        own = settings.model_copy(update={"gold": settings.gold.model_copy(update={"incremental_max_share": share})})
+        ctx = BuildContext(silver, own, DAYS[2], previous_batch=DAYS[1].batch_id)
+        return daily_scope(ctx, table, identifier("gold", "fct_orders"))
+
+    assert [scope(share) for share in (1.0, 0.7, 0.6, 0.5)] == [touched, touched, None, None]
+    touched = [D3, date(2023, 1, 7)]  # 2 of 4 days
+    assert [scope(share) for share in (0.5, 0.4)] == [touched, None]
 
 
 def test_gold_commits_reconcile_with_silver(trap_shop, spark):

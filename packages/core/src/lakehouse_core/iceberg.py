@@ -101,6 +101,12 @@ def table_exists(spark: SparkSession, ident: str) -> bool:
     return bool(spark.catalog.tableExists(ident))
 
 
+def partition_values(spark: SparkSession, ident: str) -> set:
+    """The values of the first partition field holding data in ``ident``'s current snapshot (read
+    from its manifests, not its data)."""
+    return {row[0] for row in spark.table(f"{ident}.partitions").select("partition.*").collect()}
+
+
 def table_location(warehouse_uri: str, ident: str) -> str:
     """``<warehouse>/<namespace>/<table>`` for ``ident`` (``<catalog>.<namespace>.<table>``): a folder
     known before the table exists (pass it to ``create_table``)."""

@@ -110,6 +110,14 @@ class MaintenanceSettings(SettingsGroup):
     delete_file_threshold: int = Field(2, ge=1)  # delete files on a data file that trigger its rewrite
 
 
+class GoldSettings(SettingsGroup):
+    """How daily gold builds are scoped (``lakehouse_gold.build``)."""
+
+    # a daily build that would rebuild more than this share of a table's days rebuilds it whole
+    # (rewriting most partitions one by one costs more than rewriting the table)
+    incremental_max_share: float = Field(0.5, ge=0, le=1)
+
+
 class LineageSettings(SettingsGroup):
     enabled: bool = True
     namespace: str = "lakehouse"
@@ -153,6 +161,7 @@ class LakehouseSettings(BaseSettings):
     s3: S3Settings = S3Settings()
     extract: ExtractSettings = ExtractSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    gold: GoldSettings = GoldSettings()
     lineage: LineageSettings = LineageSettings()
 
     @property

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Callable
+from typing import Callable, TypeVar
 from zoneinfo import ZoneInfo
 
 from pyspark.sql import DataFrame, SparkSession
@@ -27,6 +27,7 @@ from lakehouse_core.registry import Registry, identifier
 from lakehouse_core.settings import LakehouseSettings
 
 PACKAGE = "lakehouse-gold"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -144,17 +145,36 @@ class BuildContext:
     def rows_changed(self, table: str, day_column: str) -> DataFrame | None:
         """The rows of ``gold.<table>`` this batch changed, both versions (rows it wrote that were
         not there before, and rows it replaced that are gone); None when it rebuilt every day."""
-        days = self.touched_days_of(table)
-        previous = self.previous(table)
-        if days is None or previous is None:
-            return None
-        now, before = (df.where(in_days(F.col(day_column), days)) for df in (self.gold(table), previous))
-        return now.exceptAll(before).unionByName(before.exceptAll(now))
+        def compute() -> DataFrame | None:
+            days = self.touched_days_of(table)
+            previous = self.previous(table)
+            if days is None or previous is None:
+                return None
+            now, before = (df.where(in_days(F.col(day_column), days)) for df in (self.gold(table), previous))
+            return now.exceptAll(before).unionByName(before.exceptAll(now))
+
+        return self.derived(f"rows_changed({table}, {day_column})", (table,), compute)
 
     def changed(self, table: str) -> bool:
         """Whether ``gold.<table>`` (a small dimension) differs from what was last published."""
-        previous = self.previous(table)
-        return previous is None or _fingerprint(self.gold(table)) != _fingerprint(previous)
+        def compute() -> bool:
+            previous = self.previous(table)
+            return previous is None or _fingerprint(self.gold(table)) != _fingerprint(previous)
+
+        return self.derived(f"changed({table})", (table,), compute)
+
+    def derived(self, name: str, tables: tuple[str, ...], compute: Callable[[], T]) -> T:
+        """``compute()``: what this batch changed in gold ``tables`` (as built on the audit branch
+        against their published ``main``), computed once per process for the snapshots it compares
+        (several tables of a batch ask for the same change set); a DataFrame is checkpointed."""
+        key = (name, self.full_refresh, *(iceberg.snapshot_id(self.spark, identifier("gold", t), ref)
+                                          for t in tables for ref in (self.gold_ref, "main")))
+        if key not in _DERIVED:
+            value = compute()
+            _DERIVED[key] = value.localCheckpoint() if isinstance(value, DataFrame) else value
+            while len(_DERIVED) > _DERIVED_KEPT:
+                _DERIVED.pop(next(iter(_DERIVED)))
+        return _DERIVED[key]
 
     def day(self, ts: F.Column) -> F.Column:
         """The business day of a UTC instant."""
@@ -163,6 +183,8 @@ class BuildContext:
 
 Writer = Callable[[DataFrame, str], None]
 TOUCHED_DAYS = "lakehouse.touched_days"
+_DERIVED: dict[tuple, object] = {}  # BuildContext.derived: change sets by the snapshots they compare
+_DERIVED_KEPT = 32
 
 
 def in_days(day: F.Column, days: list[date | None]) -> F.Column:
@@ -227,6 +249,17 @@ class GoldResult:
     skipped: bool = False
 
 
+def daily_scope(context: BuildContext, table: GoldTable, ident: str) -> list[date | None] | None:
+    """The days a daily build of ``table`` rebuilds: its touched days, or None (every day) when
+    they are more than ``gold.incremental_max_share`` of the days it will hold (those it holds
+    and the new ones)."""
+    days = table.touched_days(context)
+    if days is None:
+        return None
+    held = iceberg.partition_values(context.spark, ident) | set(days)
+    return None if len(days) > context.settings.gold.incremental_max_share * len(held) else days
+
+
 def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTable, interval: DataInterval,
                 full_refresh: bool = False) -> GoldResult:
     """Build ``gold.<table>`` on the batch's audit branch, recording the silver and gold snapshots
@@ -248,7 +281,7 @@ def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTab
     context = BuildContext(silver, settings, interval, branch, table.depends_on,
                            full_refresh=full_refresh, previous_batch=start.summary.get("lakehouse.batch_id"))
     if incremental and table.touched_days and context.previous_batch:
-        context = replace(context, scope=table.touched_days(context))
+        context = replace(context, scope=daily_scope(context, table, ident))
     df = table.build(context)
     write = replace_all
     if context.scope is not None:

@@ -49,6 +49,10 @@ def customers_rekeyed(ctx: BuildContext) -> DataFrame:
     batch, and from when. A version closed by the batch: events from its end; a version opened:
     events from its start, or every event for a first version (``since`` NULL: events before
     version 1 take it)."""
+    return ctx.derived("customers_rekeyed", ("dim_customer",), lambda: _customers_rekeyed(ctx))
+
+
+def _customers_rekeyed(ctx: BuildContext) -> DataFrame:
     current = ctx.gold("dim_customer").select("customer_id", "customer_key", "version", "valid_from", "valid_to")
     previous = ctx.previous("dim_customer")
     if previous is None:
