@@ -60,3 +60,35 @@ def spark(settings):
     session = get_spark(quiet, "lakehouse-tests")
     yield session
     session.stop()
+
+
+def _drop_every_table(spark) -> None:
+    for namespace in ("bronze", "silver", "gold", "quarantine"):
+        for row in spark.sql(f"SHOW TABLES IN lakehouse.{namespace}").collect():
+            spark.sql(f"DROP TABLE lakehouse.{namespace}.{row.tableName} PURGE")
+
+
+@pytest.fixture(scope="module")
+def empty_lakehouse(spark):
+    """Every Iceberg table dropped before the module's tests and after them: for modules that
+    build their own lakehouse from a hand-written source. Yields a function that drops them
+    again (between cases of the module)."""
+    _drop_every_table(spark)
+    yield lambda: _drop_every_table(spark)
+    _drop_every_table(spark)
+
+
+@pytest.fixture(scope="session")
+def source_sql():
+    """``run(settings, sql, clock)``: run ``sql`` on the settings' source database and set the
+    simulator's clock (what the extract takes as the source's now)."""
+    from lakehouse_core import postgres
+
+    def run(settings, sql: str, clock: str) -> None:
+        with postgres.connect(settings.source, settings) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            cur.execute("DELETE FROM lakehouse_sim.clock; INSERT INTO lakehouse_sim.clock (sim_now) VALUES (%s)",
+                        (clock,))
+            conn.commit()
+
+    return run

@@ -103,17 +103,21 @@ def _gate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _without_lineage(settings: LakehouseSettings) -> LakehouseSettings:
-    """Utility commands read tables; they are not pipeline jobs and emit no lineage."""
-    return settings.model_copy(update={"lineage": settings.lineage.model_copy(update={"enabled": False})})
+def utility_spark(name: str) -> "SparkSession":
+    """The SparkSession of a utility command (it reads tables; not a pipeline job, so it emits
+    no lineage)."""
+    from lakehouse_core.spark import get_spark
+
+    settings = get_settings()
+    return get_spark(settings.model_copy(update={"lineage": settings.lineage.model_copy(update={"enabled": False})}),
+                     name)
 
 
 def _tables(args: argparse.Namespace) -> int:
-    from lakehouse_core.spark import get_spark
     from lakehouse_core.settings import CATALOG_NAME
 
     settings = get_settings()
-    spark = get_spark(_without_lineage(settings), "lakehouse-tables")
+    spark = utility_spark("lakehouse-tables")
     for layer in ("bronze", "silver", "gold", "quarantine"):
         for row in spark.sql(f"SHOW TABLES IN {CATALOG_NAME}.{layer}").orderBy("tableName").collect():
             count = spark.table(f"{CATALOG_NAME}.{layer}.{row.tableName}").count()
@@ -126,9 +130,7 @@ def _tables(args: argparse.Namespace) -> int:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    from lakehouse_core.spark import get_spark
-
-    get_spark(_without_lineage(get_settings()), "lakehouse-sql").sql(args.query).show(args.limit, truncate=False)
+    utility_spark("lakehouse-sql").sql(args.query).show(args.limit, truncate=False)
     return 0
 
 

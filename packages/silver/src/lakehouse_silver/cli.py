@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from lakehouse_core.cli import add_batch_arguments, start_layer_job
+from lakehouse_core.cli import add_batch_arguments, start_layer_job, utility_spark
+from lakehouse_core.registry import Registry
+from lakehouse_core.settings import get_settings
 
 
 def _transform(args: argparse.Namespace) -> int:
@@ -14,9 +16,34 @@ def _transform(args: argparse.Namespace) -> int:
     for spec in job.tables:
         result = transform_table(job.spark, job.settings, spec, job.interval)
         outcome = ("already published, skipped" if result.skipped else
-                   f"{result.rows_merged} keys merged, {result.quarantined} quarantined "
+                   f"{result.rows_merged} keys merged, {result.quarantined} quarantined, "
+                   f"{result.quarantine_closed} quarantine rows closed "
                    f"(bronze snapshot {result.upstream_snapshot})")
         print(f"silver.{spec.name}: {outcome}")
+    return 0
+
+
+def _quarantine(args: argparse.Namespace) -> int:
+    from lakehouse_silver.quarantine import open_summary
+
+    spark = utility_spark("lakehouse-quarantine")
+    summary = open_summary(spark, Registry.load(get_settings()).in_dependency_order())
+    for row in summary:
+        heals = "retried by every batch" if row.heals else "stays until fixed"
+        print(f"{row.table:<36} {row.rule:<28} {row.open_rows:>7,} open  "
+              f"batches {row.first_batch} .. {row.last_batch}  ({heals})")
+    if not summary:
+        print("no open quarantined rows")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from lakehouse_silver.quarantine import request_replay
+
+    spec = Registry.load(get_settings()).get(args.table)
+    count = request_replay(utility_spark("lakehouse-quarantine"), spec)
+    print(f"quarantine.silver_{spec.name}: {count:,} open row{'' if count == 1 else 's'} will be retried by the next "
+          "silver batch")
     return 0
 
 
@@ -26,3 +53,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     transform = silver.add_parser("transform", help="merge bronze changes into silver audit branches")
     add_batch_arguments(transform)
     transform.set_defaults(func=_transform)
+    listing = subparsers.add_parser("quarantine", help="list the open quarantined rows per table and rule")
+    listing.set_defaults(func=_quarantine)
+    replay = listing.add_subparsers(dest="quarantine_command").add_parser(
+        "replay", help="have the table's next silver batch retry every open row (after a fix)")
+    replay.add_argument("--table", required=True, help="a registered table, e.g. order_items")
+    replay.set_defaults(func=_replay)

@@ -4,7 +4,8 @@ For each table: read only the bronze snapshots published since the last silver r
 (Iceberg incremental read between the upstream snapshot recorded in silver's
 ``last_publish`` tag and bronze ``main``); conform every version (generic rules, then
 an optional per-table transformer); set aside versions that break a hard rule into
-``quarantine.silver_<table>``; keep the latest valid version per key; evolve the silver
+``quarantine.silver_<table>`` (and retry the open ones that may pass now, see
+``lakehouse_silver.quarantine``); keep the latest valid version per key; evolve the silver
 schema if bronze gained columns; ``MERGE`` into the silver audit branch (deletes
 applied). The bronze snapshot read up to is committed with the data as
 ``lakehouse.upstream_snapshot``.
@@ -63,7 +64,7 @@ def conform(df: DataFrame, spec: TableSpec, settings: LakehouseSettings) -> Data
     enums = enum_columns(spec.name)
     for field in df.schema.fields:
         name, col = field.name, F.col(field.name)
-        if name in BRONZE_META or name == quarantine.RAW_COLUMN:
+        if name in BRONZE_META or name in (quarantine.RAW_COLUMN, quarantine.RETRY_COLUMN):
             continue
         if isinstance(field.dataType, TimestampNTZType):
             df = df.withColumn(name, F.to_utc_timestamp(col.cast("timestamp"), settings.source_zone))
@@ -107,7 +108,8 @@ def changes_from_bronze(spark: SparkSession, settings: LakehouseSettings, spec: 
 
     Every version is conformed and checked before the latest is chosen, so a bad latest
     version leaves the key at its last valid version: processing bronze batch by batch or
-    all at once gives the same silver.
+    all at once gives the same silver. Retried quarantined versions (``quarantine.RETRY_COLUMN``
+    set) keep that column on both sides.
     """
     raw = bronze_rows.withColumn(quarantine.RAW_COLUMN, quarantine.raw_values(bronze_rows, spec, settings))
     conformed = TRANSFORMERS.get(spec.name, lambda d: d)(conform(raw, spec, settings))
@@ -118,6 +120,26 @@ def changes_from_bronze(spark: SparkSession, settings: LakehouseSettings, spec: 
     return latest, rejected
 
 
+def with_retries(spark: SparkSession, spec: TableSpec, new_bronze: DataFrame,
+                 replay: bool) -> tuple[DataFrame, DataFrame | None]:
+    """The batch's bronze rows plus the retried versions of open quarantine rows that can heal
+    (of every open row for a ``replay``), and those open rows (None when none is open)."""
+    rows = new_bronze.withColumn(quarantine.RETRY_COLUMN, F.lit(None).cast("string"))
+    retries = quarantine.retries(spark, spec, replay)
+    if retries is None:
+        return rows, None
+    return rows.unionByName(retries.versions), retries.opened
+
+
+def as_released(latest: DataFrame, batch_id: str) -> DataFrame:
+    """The changes to merge: a retried version that passed is merged as landed by ``batch_id``,
+    the batch that released it (gold finds it among that batch's changes)."""
+    retried = F.col(quarantine.RETRY_COLUMN)
+    return (latest.withColumn("_source_batch_id", F.when(retried.isNotNull(), F.lit(batch_id))
+                              .otherwise(F.col("_source_batch_id")))
+            .drop(quarantine.RETRY_COLUMN))
+
+
 @dataclass(frozen=True)
 class SilverResult:
     table: str
@@ -126,6 +148,7 @@ class SilverResult:
     upstream_snapshot: int | None
     new_columns: tuple[str, ...] = ()
     skipped: bool = False
+    quarantine_closed: int = 0  # open quarantine rows this batch released or superseded
 
 
 def _evolve(spark: SparkSession, silver: str, incoming: DataFrame) -> list[str]:
@@ -181,12 +204,16 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
     exists, since = start.exists, start.state("upstream_snapshot")
 
     new_bronze, head = read_new_bronze(spark, bronze, since)
-    latest, rejected = changes_from_bronze(spark, settings, spec, new_bronze, branch)
-    changes = latest.localCheckpoint()
+    replay = quarantine.pending_replay(spark, spec)
+    candidates, opened = with_retries(spark, spec, new_bronze, replay is not None)
+    latest, rejected = changes_from_bronze(spark, settings, spec, candidates, branch)
+    latest, rejected = latest.localCheckpoint(), rejected.localCheckpoint()
+    changes = as_released(latest, batch_id)
     table_columns = changes.drop("_op")
     if exists:  # an incompatible change fails here, before anything (quarantine included) is written
         check_evolution(silver, spark.table(silver).schema, table_columns.schema)
-    quarantined = quarantine.stage(spark, rejected, spec, batch_id, PACKAGE)
+    closed = None if opened is None else quarantine.closings(spec, opened, latest, rejected)
+    quarantined, closed_rows = quarantine.stage(spark, rejected, spec, batch_id, PACKAGE, closed, replay)
 
     new_columns: list[str] = []
     if not exists:
@@ -203,4 +230,4 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
         "lakehouse.upstream_snapshot": iceberg.encode(head),
         "lakehouse.quarantined_rows": str(quarantined),
     })
-    return SilverResult(spec.name, changes.count(), quarantined, head, tuple(new_columns))
+    return SilverResult(spec.name, changes.count(), quarantined, head, tuple(new_columns), quarantine_closed=closed_rows)
