@@ -92,3 +92,37 @@ def source_sql():
             conn.commit()
 
     return run
+
+
+@pytest.fixture(scope="session")
+def openlineage_validate(shared_dir: Path):
+    """``validate(event)``: check an OpenLineage event against the official schemas in
+    ``../shared/openlineage-spec`` (offline), each facet against its own schema; returns how many
+    facets had a schema."""
+    import json
+
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    spec = shared_dir / "openlineage-spec"
+    paths = [spec / "OpenLineage.json", *sorted((spec / "facets").glob("*.json"))]
+    schemas = [json.loads(path.read_text()) for path in paths]
+    registry = Registry().with_resources([(schema["$id"], Resource.from_contents(schema)) for schema in schemas])
+    core = Draft202012Validator(schemas[0], registry=registry)
+    facets = {name: Draft202012Validator({**prop, "$id": f"{schema['$id']}#{name}", "$defs": schema.get("$defs", {})},
+                                         registry=registry)
+              for schema in schemas[1:] for name, prop in schema.get("properties", {}).items()}
+
+    def validate(event: dict) -> int:
+        core.validate(event)
+        checked = 0
+        datasets = [*event.get("inputs", []), *event.get("outputs", [])]
+        for group in [event.get("run", {}).get("facets"), event.get("job", {}).get("facets"),
+                      *[d.get(kind) for d in datasets for kind in ("facets", "inputFacets", "outputFacets")]]:
+            for name, facet in (group or {}).items():
+                if name in facets:
+                    facets[name].validate(facet)
+                    checked += 1
+        return checked
+
+    return validate

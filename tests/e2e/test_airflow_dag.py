@@ -184,54 +184,15 @@ def test_tasks_ran_the_built_wheels(dag_run, runtime_bin):
         assert loaded.scan().to_arrow().num_rows > 0
 
 
-def _validator(shared_dir: Path):
-    from jsonschema import Draft202012Validator
-    from referencing import Registry, Resource
-
-    spec = shared_dir / "openlineage-spec"
-    resources = []
-    for path in [spec / "OpenLineage.json", *sorted((spec / "facets").glob("*.json"))]:
-        schema = json.loads(path.read_text())
-        resources.append((schema["$id"], Resource.from_contents(schema)))
-    registry = Registry().with_resources(resources)
-    core = json.loads((spec / "OpenLineage.json").read_text())
-    facet_schemas = {}
-    for path in sorted((spec / "facets").glob("*.json")):
-        schema = json.loads(path.read_text())
-        for name, prop in schema.get("properties", {}).items():
-            facet_schemas[name] = (schema, prop)
-    return Draft202012Validator(core, registry=registry), facet_schemas, registry
-
-
-def _facets(event: dict):
-    yield from (event.get("run", {}).get("facets") or {}).items()
-    yield from (event.get("job", {}).get("facets") or {}).items()
-    for dataset in [*event.get("inputs", []), *event.get("outputs", [])]:
-        yield from (dataset.get("facets") or {}).items()
-        yield from (dataset.get("inputFacets") or {}).items()
-        yield from (dataset.get("outputFacets") or {}).items()
-
-
-def test_lineage_events_are_valid_and_linked(dag_run, shared_dir):
-    from jsonschema import Draft202012Validator
-
+def test_lineage_events_are_valid_and_linked(dag_run, openlineage_validate):
     home, _, _ = dag_run
-    core_validator, facet_schemas, registry = _validator(shared_dir)
     airflow = [json.loads(l) for l in (home / "lineage" / "airflow-events.jsonl").read_text().splitlines()]
     # the Spark listener's events, and ours for steps it cannot see (bronze first loads: lakehouse_core.lineage)
     spark = [json.loads(l) for name in ("spark-events.jsonl", "python-events.jsonl")
              for l in (home / "lineage" / name).read_text().splitlines()]
     assert airflow and spark
 
-    checked_facets = 0
-    for event in airflow + spark:
-        core_validator.validate(event)
-        for name, facet in _facets(event):
-            if name in facet_schemas:
-                schema, prop = facet_schemas[name]
-                Draft202012Validator({**prop, "$id": schema["$id"] + "#" + name, "$defs": schema.get("$defs", {})},
-                                     registry=registry).validate(facet)
-                checked_facets += 1
+    checked_facets = sum(openlineage_validate(event) for event in airflow + spark)
     assert checked_facets > 100
 
     # START and COMPLETE for every task
@@ -249,6 +210,29 @@ def test_lineage_events_are_valid_and_linked(dag_run, shared_dir):
                   and "parent" in e["run"].get("facets", {})]
         assert writes, app
         assert any(o["facets"].get("storage", {}).get("storageLayer") == "iceberg" for e in writes for o in e["outputs"])
+
+
+def test_each_gate_reports_one_run_with_data_quality_facets(dag_run):
+    """A gate runs without the Spark listener (no event per Great Expectations query) and reports
+    one run under its Airflow task: every table it validated with the outcome of each expectation
+    and the rows validated, every table it published."""
+    home, _, _ = dag_run
+    airflow, listener, python = ([json.loads(l) for l in (home / "lineage" / name).read_text().splitlines()]
+                                 for name in ("airflow-events.jsonl", "spark-events.jsonl", "python-events.jsonl"))
+    for layer in ("bronze", "silver", "gold"):
+        gate = f"lakehouse_{layer}_gate"
+        assert not [e for e in listener if e["job"]["name"].startswith(gate)], layer
+        runs = [e for e in python if e["job"]["name"] == gate]
+        complete = [e for e in runs if e["eventType"] == "COMPLETE" and e["inputs"]]
+        assert complete and len([e for e in runs if e["eventType"] == "START"]) == len(runs) // 2, layer
+        parents = {e["run"]["runId"] for e in airflow if e["job"]["name"] == f"lakehouse_daily.{layer}_gate"}
+        for event in complete:
+            assert event["run"]["facets"]["parent"]["run"]["runId"] in parents
+            for dataset in event["inputs"]:
+                assertions = dataset["inputFacets"]["dataQualityAssertions"]["assertions"]
+                assert assertions and all({"assertion", "success", "severity"} <= set(a) for a in assertions)
+                assert dataset["inputFacets"]["dataQualityMetrics"]["rowCount"] >= 0
+            assert {d["name"] for d in event["outputs"]} == {d["name"] for d in event["inputs"]}, layer
 
 
 def test_landed_first_loads_report_their_lineage(dag_run):

@@ -391,23 +391,25 @@ def test_after_the_daily_runs_every_table_equals_a_full_rebuild_from_silver(trap
 def test_a_daily_build_touching_most_days_of_a_table_rebuilds_it_whole(trap_shop, spark):
     """``gold.incremental_max_share``: two touched days of the three ``fct_orders`` holds are
     rebuilt alone up to a share of 2/3, and the whole table (scope None) below it; a new day
-    counts among the days it will hold."""
+    counts among the days it will hold. Day 3's own touched days (order 7) likewise, the
+    touched-days function stopping early."""
     from lakehouse_gold.build import BuildContext, SilverSnapshots, daily_scope
     from lakehouse_gold.tables import GOLD_TABLES
 
     settings, _ = trap_shop
-    touched = [D1, D2]
-    table = replace(GOLD_TABLES["fct_orders"], touched_days=lambda ctx: touched)
-    silver = SilverSnapshots.current(spark, table.upstream)
+    orders = GOLD_TABLES["fct_orders"]
+    silver = SilverSnapshots.current(spark, orders.upstream)
 
-    def scope(share: float):
+    def scope(share: float, touched: list[date] | None = None):
         own = settings.model_copy(update={"gold": settings.gold.model_copy(update={"incremental_max_share": share})})
-        ctx = BuildContext(silver, own, DAYS[2], previous_batch=DAYS[1].batch_id)
-        return daily_scope(ctx, table, identifier("gold", "fct_orders"))
+        ctx = BuildContext(silver, own, DAYS[2], gold_tables=orders.depends_on, previous_batch=DAYS[1].batch_id,
+                           table="fct_orders")
+        return daily_scope(ctx, orders if touched is None else replace(orders, touched_days=lambda _: touched))
 
-    assert [scope(share) for share in (1.0, 0.7, 0.6, 0.5)] == [touched, touched, None, None]
-    touched = [D3, date(2023, 1, 7)]  # 2 of 4 days
-    assert [scope(share) for share in (0.5, 0.4)] == [touched, None]
+    assert [scope(share, [D1, D2]) for share in (1.0, 0.7, 0.6, 0.5)] == [[D1, D2], [D1, D2], None, None]
+    new_day = [D3, date(2023, 1, 7)]  # 2 of 4 days
+    assert [scope(share, new_day) for share in (0.5, 0.4)] == [new_day, None]
+    assert [scope(share) for share in (1.0, 0.0)] == [[D3], None]
 
 
 def test_gold_commits_reconcile_with_silver(trap_shop, spark):

@@ -115,6 +115,12 @@ def test_first_batch_lands_every_layer(spark, shop):
     assert json.loads(items["lakehouse.watermark"]) == {"kind": "serial", "value": spark.table(
         "lakehouse.bronze.order_items").agg({"id": "max"}).first()[0]}
     assert state["lakehouse.package_version"] == "0.1.0"
+    # what the _batch suites check: rows read from the source (a first load reads them all) and
+    # the days from silver's newest event to the logical date
+    assert state["lakehouse.source_rows"] == str(source_orders)
+    (newest,) = source_rows(settings, "SELECT max(order_date)::date FROM orders")[0]
+    lag = iceberg.summary(spark, identifier("silver", "orders"))["lakehouse.measure.freshness_lag_days"]
+    assert lag == str((DAY1.last_day(settings.business_zone) - newest).days)
 
 
 def test_daily_sales_mart_is_at_order_grain(spark, shop):
@@ -220,13 +226,14 @@ def test_second_batch_merges_source_changes(spark, shop, tmp_path):
     branch = iceberg.audit_branch(DAY2.batch_id)
     assert spark.table(quarantined).count() == 0
     assert iceberg.read_ref(spark, quarantined, branch).count() == 1
-    # a failing silver gate publishes neither silver nor quarantine
+    # a failing silver gate publishes neither silver nor quarantine (orders: a mutable table, all of
+    # its rows validated)
     strict = tmp_path / "expectations"
     shutil.copytree(REPO / "expectations", strict)
-    suite = json.loads((strict / "silver" / "order_items.json").read_text())
-    suite["expectations"].append({"type": "expect_column_values_to_be_between", "kwargs": {"column": "quantity",
+    suite = json.loads((strict / "silver" / "orders.json").read_text())
+    suite["expectations"].append({"type": "expect_column_values_to_be_between", "kwargs": {"column": "total_price",
                                   "max_value": 0}, "meta": {"severity": "fail"}})
-    (strict / "silver" / "order_items.json").write_text(json.dumps(suite))
+    (strict / "silver" / "orders.json").write_text(json.dumps(suite))
     with pytest.raises(QualityGateFailed):
         run_gate(spark, settings.model_copy(update={"expectations_dir": strict}), "silver", DAY2.batch_id)
     assert spark.table(quarantined).count() == 0
@@ -419,8 +426,9 @@ def test_cli_refuses_an_older_unpublished_batch_in_one_line(spark, shop, capsys)
     assert len(err) == 1 and err[0].startswith("lakehouse: error: bronze.payment: batch 20230102T1700_20230103T1700 is older")
 
 
-def test_failing_expectation_keeps_main_and_names_rows(spark, shop):
-    """A bad source row fails the bronze gate: main unchanged, branch kept, report names expectation and key."""
+def test_failing_expectation_keeps_main_and_names_rows(spark, shop, openlineage_validate):
+    """A bad source row fails the bronze gate: main unchanged, branch kept, report names expectation
+    and key; the gate's OpenLineage run fails with the assertion ``success: false``."""
     from lakehouse_bronze.extract import extract_table
     from lakehouse_bronze.source import source_state
 
@@ -437,11 +445,13 @@ def test_failing_expectation_keeps_main_and_names_rows(spark, shop):
     state = source_state(settings)
     for spec in Registry.load(settings).in_dependency_order():
         extract_table(spark, settings, spec, DAY3, state)
+    with_lineage = settings.model_copy(update={"lineage": settings.lineage.model_copy(update={"enabled": True})})
     with pytest.raises(QualityGateFailed) as failure:
-        run_gate(spark, settings, "bronze", DAY3.batch_id)
+        run_gate(spark, with_lineage, "bronze", DAY3.batch_id)
 
     assert iceberg.snapshot_id(spark, orders) == main_before
     branch = iceberg.audit_branch(DAY3.batch_id)
+    staged_rows = spark.read.option("branch", branch).table(orders).where(f"_batch_id = '{DAY3.batch_id}'").count()
     assert iceberg.branch_exists(spark, orders, branch)
     refs = {r.name: r for r in spark.sql(f"SELECT * FROM {orders}.refs").collect()}
     assert refs[branch].max_reference_age_in_ms == iceberg.FAILED_BRANCH_RETENTION_MS
@@ -452,8 +462,50 @@ def test_failing_expectation_keeps_main_and_names_rows(spark, shop):
     assert failing[0].failing_keys[0]["id"] == bad_id
     written = json.loads((settings.quality_dir / f"bronze-{DAY3.batch_id}.json").read_text())
     assert written["success"] is False
+    events = [json.loads(line) for line in (settings.lineage_dir / "python-events.jsonl").read_text().splitlines()]
+    gate = [e for e in events if e["job"]["name"] == "lakehouse_bronze_gate"][-2:]
+    assert [e["eventType"] for e in gate] == ["START", "FAIL"] and not gate[1]["outputs"]
+    assert openlineage_validate(gate[0]) >= 0 and openlineage_validate(gate[1]) >= 2 * 24  # assertions, metrics
+    inputs = {d["name"].rsplit("/", 1)[-1]: d["inputFacets"] for d in gate[1]["inputs"]}
+    assert len(inputs) == 24
+    failed = [a for a in inputs["orders"]["dataQualityAssertions"]["assertions"] if not a["success"]]
+    assert [(a["assertion"], a["column"], a["severity"]) for a in failed] == [
+        ("expect_column_values_to_be_between", "total_price", "error")]
+    assert inputs["orders"]["dataQualityMetrics"]["rowCount"] == staged_rows
     # tables of the run that passed are not published either (all-or-nothing)
     assert iceberg.branch_exists(spark, identifier("bronze", "order_items"), branch)
+
+
+def test_lakehouse_quality_prints_the_latest_result_per_table(spark, shop, capsys):
+    """After batch 3's failed bronze gate: bronze.orders' latest result is that batch (one failed
+    expectation, not published); silver.payment's is batch 2 (published, one row quarantined);
+    each names its Data Docs page."""
+    from lakehouse_core.cli import main
+    from lakehouse_core.quality import load_suite
+
+    capsys.readouterr()
+    assert main(["quality"]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header.split() == ["table", "batch", "pass", "warn", "fail", "rows", "quarantined", "published", "data",
+                              "docs"]
+    rows = {line.split()[0]: line.split() for line in lines}
+    orders, payment = rows["bronze.orders"], rows["silver.payment"]
+    expectations = len(load_suite(shop, "bronze", "orders")["expectations"])
+    # the rows validated: those of the batch (bronze is append-only), not the table's history
+    staged = spark.read.option("branch", iceberg.audit_branch(DAY3.batch_id)).table(identifier("bronze", "orders"))
+    batch_rows = staged.where(f"_batch_id = '{DAY3.batch_id}'").count()
+    assert 0 < batch_rows < staged.count()
+    assert orders[1:6] == [DAY3.batch_id, str(expectations - 1), "0", "1", f"{batch_rows:,}"]
+    assert orders[6:8] == ["-", "no"]
+    assert payment[1] == DAY2.batch_id and payment[4:5] == ["0"] and payment[6:8] == ["1", "yes"]
+    # silver validated the new rows of an append-only table (order lines), all rows of a mutable one
+    lines = spark.table("lakehouse.silver.order_items")
+    assert rows["silver.order_items"][5] == f"{lines.where(f'_source_batch_id = {DAY2.batch_id!r}').count():,}"
+    assert rows["silver.orders"][5] == f"{spark.table('lakehouse.silver.orders').count():,}"
+    for row in (orders, payment):
+        page = Path(row[8])
+        assert page.is_file() and page.is_relative_to(shop.data_docs_dir) and row[1] in page.parts
+        assert row[0] in page.read_text()
 
 
 def test_downstream_steps_refuse_a_batch_whose_upstream_is_not_published(spark, shop, capsys):

@@ -54,3 +54,46 @@ def test_gold_batch_reconciliations_of_a_gated_subset(spark, settings):
     assert all(outcomes("840.00").values())
     failed = [column for column, success in outcomes("839.99").items() if not success]
     assert failed == ["gmv_gold, gmv_silver"]
+
+
+def _batch_outcomes(spark, settings, layer: str, *reports) -> dict[str, tuple[bool, str]]:
+    """The ``_batch`` suite of ``layer`` (as shipped) over batch states: column → (success, severity)."""
+    from lakehouse_core.quality import _batch_frame, load_suite
+
+    suite = load_suite(settings, layer, "_batch")
+    outcomes = GreatExpectationsRunner(settings).validate(f"{layer}._batch", _batch_frame(spark, list(reports), suite),
+                                                          suite, ["table"], run_name="crafted")
+    return {o.column: (o.success, o.severity) for o in outcomes}
+
+
+def test_bronze_batch_volume_is_checked_against_the_previous_batch(spark, settings):
+    """Rows read from the source: the previous batch's volume passes, a tenth of it or six times
+    it is flagged (warn); a table's first batch has nothing to compare with."""
+    from lakehouse_core.quality import TableReport
+
+    def volume(rows: int, previous: int | None) -> tuple[bool, str]:
+        state = {"lakehouse.source_rows": str(rows), "lakehouse.deferred_rows": "0", "lakehouse.future_rows": "0"}
+        before = {} if previous is None else {"lakehouse.source_rows": str(previous)}
+        report = TableReport("bronze.orders", rows, True, [], state, before)
+        return _batch_outcomes(spark, settings, "bronze", report)["source_rows_vs_previous"]
+
+    assert volume(1_000, 1_000) == (True, "warn")
+    assert volume(100, 1_000) == (False, "warn")
+    assert volume(6_000, 1_000) == (False, "warn")
+    assert volume(100, None) == (True, "warn")
+
+
+def test_silver_freshness_is_checked_against_the_logical_date(spark, settings):
+    """Newest event on the logical date or the day before passes; three days before is flagged
+    (warn); a table without event time is not checked."""
+    from lakehouse_core.quality import TableReport
+
+    def freshness(lag: int | None) -> tuple[bool, str]:
+        state = {"lakehouse.quarantined_rows": "0"}
+        if lag is not None:
+            state["lakehouse.measure.freshness_lag_days"] = str(lag)
+        return _batch_outcomes(spark, settings, "silver", TableReport("silver.orders", 1, True, [], state))[
+            "freshness_lag_days"]
+
+    assert [freshness(lag) for lag in (0, 1, 3, None)] == [(True, "warn"), (True, "warn"), (False, "warn"),
+                                                           (True, "warn")]

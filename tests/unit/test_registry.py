@@ -33,9 +33,10 @@ def test_registry_override_from_settings(tmp_path: Path):
 
 
 @pytest.mark.parametrize("body, message", [
-    ('[tables.x]\nkind = "m"\nprimary_key = ["id"]\nload_mode = "incremental"\n', "needs a cursor"),
-    ('[tables."x; drop"]\nkind = "m"\nprimary_key = ["id"]\nload_mode = "full"\n', "invalid identifier"),
-    ('[tables.x]\nkind = "m"\nprimary_key = []\nload_mode = "full"\n', "at least one column"),
+    ('[tables.x]\nkind = "mutable"\nprimary_key = ["id"]\nload_mode = "incremental"\n', "needs a cursor"),
+    ('[tables."x; drop"]\nkind = "mutable"\nprimary_key = ["id"]\nload_mode = "full"\n', "invalid identifier"),
+    ('[tables.x]\nkind = "mutable"\nprimary_key = []\nload_mode = "full"\n', "at least one column"),
+    ('[tables.x]\nkind = "mutabel"\nprimary_key = ["id"]\nload_mode = "full"\n', r"table 'x': .*\nkind\n  Input should be 'reference', .* input_value='mutabel'"),
 ])
 def test_malformed_registry_is_rejected(body, message):
     with pytest.raises(RegistryError, match=message):
@@ -58,9 +59,9 @@ def test_parents_come_before_children():
 
 def test_foreign_keys_are_validated():
     with pytest.raises(RegistryError, match="parent_table.column"):
-        Registry.from_toml('[tables.x]\nkind = "m"\nprimary_key = ["id"]\nload_mode = "full"\n'
+        Registry.from_toml('[tables.x]\nkind = "mutable"\nprimary_key = ["id"]\nload_mode = "full"\n'
                            'foreign_keys = { a_id = "a" }\n')
-    registry = Registry.from_toml('[tables.x]\nkind = "m"\nprimary_key = ["id"]\nload_mode = "full"\n'
+    registry = Registry.from_toml('[tables.x]\nkind = "mutable"\nprimary_key = ["id"]\nload_mode = "full"\n'
                                   'foreign_keys = { a_id = "a.id" }\n')
     with pytest.raises(RegistryError, match="'a' is not in the registry"):
         registry.in_dependency_order()

@@ -82,11 +82,11 @@ class TablePlan:
     def branch(self) -> str:
         return iceberg.audit_branch(self.batch_id)
 
-    def state_properties(self, watermark: dict | None) -> dict[str, str]:
+    def state_properties(self, watermark: dict | None, source_rows: int) -> dict[str, str]:
         """The ``lakehouse.*`` properties committed with the batch's data (``*_rows``: validated by
-        the bronze ``_batch`` suite)."""
+        the bronze ``_batch`` suite; ``source_rows``: the rows read from the source)."""
         return {"lakehouse.batch_id": self.batch_id, "lakehouse.watermark": iceberg.encode(watermark),
-                "lakehouse.package_version": version(PACKAGE),
+                "lakehouse.package_version": version(PACKAGE), "lakehouse.source_rows": str(source_rows),
                 "lakehouse.deferred_rows": str(self.deferred.rows), "lakehouse.future_rows": str(self.deferred.future)}
 
     def result(self, rows: int, deletes: int, watermark: dict | None, new_columns: tuple[str, ...] = ()) -> ExtractResult:
@@ -190,7 +190,8 @@ def plan_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec
 def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: TablePlan) -> ExtractResult:
     """Extract one table through a Spark plan: compare with bronze, reconcile deletes, append."""
     spec, ident, batch_id = plan.spec, plan.ident, plan.batch_id
-    extracted = with_metadata(read_source(spark, settings, spec, plan.query), batch_id)
+    # one source read: the comparison with bronze, the write and the count of rows read
+    extracted = with_metadata(read_source(spark, settings, spec, plan.query), batch_id).localCheckpoint()
     new_columns: list[str] = []
     if not plan.start.exists:
         # accept-any-schema lets new source columns land through mergeSchema; bronze is
@@ -201,7 +202,7 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
     else:
         table_schema = spark.table(ident).schema
         new_columns = check_evolution(f"source table {spec.name}", table_schema, extracted.schema)
-        extracted = align_to_table(extracted, table_schema).localCheckpoint()  # one source read
+        extracted = align_to_table(extracted, table_schema)
         bronze = spark.read.table(ident)
         new_rows = changed_rows(bronze, spec, extracted)
         if spec.load_mode is LoadMode.full or spec.reconcile_deletes:
@@ -216,7 +217,7 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
     watermark = plan.watermark(seen)
 
     iceberg.stage(spark, ident, batch_id, lambda branch: new_rows.writeTo(branch).option("mergeSchema", "true").append(),
-                  PACKAGE, plan.state_properties(watermark))
+                  PACKAGE, plan.state_properties(watermark, extracted.count()))
     counts = new_rows.groupBy("_op").count().collect()
     by_op = {r["_op"]: r["count"] for r in counts}
     return plan.result(by_op.get("upsert", 0), by_op.get("delete", 0), watermark, tuple(new_columns))
@@ -239,7 +240,7 @@ def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: l
     def commit(plan: TablePlan, job: landing.LandingJob, landed: landing.Landed) -> ExtractResult:
         watermark = plan.watermark(landed.max_value)
         staged = iceberg.StagedFiles(plan.branch, landed.files, f"_batch_id={plan.batch_id}",
-                                     plan.state_properties(watermark))
+                                     plan.state_properties(watermark, landed.rows))
         iceberg.create_table(spark, plan.ident, job.table_schema(), partition_by=["_batch_id"],
                              properties={"write.spark.accept-any-schema": "true"},
                              location=job.location, staged=staged)

@@ -48,8 +48,9 @@ class LayerJob:
     spark: "SparkSession"
 
 
-def start_layer_job(args: argparse.Namespace, layer: str) -> LayerJob:
-    """Build the job context from parsed arguments; starts the process's single SparkSession.
+def start_layer_job(args: argparse.Namespace, layer: str, spark_lineage: bool = True) -> LayerJob:
+    """Build the job context from parsed arguments; starts the process's single SparkSession
+    (without the OpenLineage Spark listener when not ``spark_lineage``).
 
     Raises RegistryError for an unknown table and ConfigurationError for a malformed interval.
     """
@@ -63,7 +64,7 @@ def start_layer_job(args: argparse.Namespace, layer: str) -> LayerJob:
         interval = DataInterval.parse(args.interval_start, args.interval_end)
     except ValueError as exc:
         raise ConfigurationError(f"data interval: {exc}") from None
-    spark = get_spark(settings, f"lakehouse_{layer}", ParentRun.from_env())
+    spark = get_spark(settings, f"lakehouse_{layer}", ParentRun.from_env(), listener=spark_lineage)
     return LayerJob(settings, registry, tables, interval, spark)
 
 
@@ -92,7 +93,9 @@ def _gate(args: argparse.Namespace) -> int:
     # Importing Great Expectations takes ~8 s of CPU: overlap it with the JVM start.
     preload = threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True)
     preload.start()
-    job = start_layer_job(args, f"{args.layer}_gate")
+    # a gate reports one OpenLineage run with the data-quality facets of every table it validated
+    # (lakehouse_core.quality), not a Spark event per Great Expectations query
+    job = start_layer_job(args, f"{args.layer}_gate", spark_lineage=False)
     preload.join()
     from lakehouse_core.quality import run_gate
 
@@ -129,6 +132,22 @@ def _tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quality(args: argparse.Namespace) -> int:
+    from lakehouse_core.quality import latest_results
+
+    results = latest_results(get_settings())
+    if not results:
+        print(f"no gate has run yet (reports: {get_settings().quality_dir})")
+        return 0
+    print(f"{'table':<40} {'batch':<29} {'pass':>5} {'warn':>5} {'fail':>5} {'rows':>10} {'quarantined':>11} "
+          f"{'published':>9}  data docs")
+    for r in results:
+        quarantined = "-" if r.quarantined is None else f"{r.quarantined:,}"
+        print(f"{r.table:<40} {r.batch_id:<29} {r.passed:>5} {r.warned:>5} {r.failed:>5} {r.rows:>10,} "
+              f"{quarantined:>11} {'yes' if r.published else 'no':>9}  {r.data_docs or '-'}")
+    return 0
+
+
 def _sql(args: argparse.Namespace) -> int:
     utility_spark("lakehouse-sql").sql(args.query).show(args.limit, truncate=False)
     return 0
@@ -149,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "for bronze and silver, every staged or published table for gold)")
     gate.set_defaults(func=_gate)
     sub.add_parser("tables", help="list every Iceberg table with its row count").set_defaults(func=_tables)
+    sub.add_parser("quality", help="the latest gate result per table: expectations passed, warned, failed, "
+                   "rows, quarantined rows, Data Docs page").set_defaults(func=_quality)
     sql = sub.add_parser("sql", help="run a Spark SQL query against the catalog (e.g. SELECT * FROM gold.x)")
     sql.add_argument("query")
     sql.add_argument("--limit", type=int, default=50)

@@ -1,8 +1,10 @@
-"""OpenLineage events for work the Spark listener does not see.
+"""OpenLineage events for work the Spark listener does not see, or should not report query by query.
 
 Bronze's first loads are written as files by Spark tasks and committed by the driver
 (``lakehouse_bronze.landing``): no Spark write plan names their tables, so the Spark
-listener reports no outputs for them. ``lineage_run`` reports such a step with the
+listener reports no outputs for them. A quality gate runs many Great Expectations queries
+per table: it runs without the listener and reports one run, each table it validated with
+its ``dataQualityAssertions`` and ``dataQualityMetrics`` (``validated_table``). ``lineage_run`` reports such a step with the
 openlineage-python client: START, then COMPLETE (or FAIL) with its input and output
 datasets, named as the Spark integration names them, as a child of the Airflow task
 that launched the process (``OPENLINEAGE_PARENT_*``). Transport as for Spark: HTTP to
@@ -15,12 +17,14 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import version
-from typing import Iterator
+from typing import Iterator, Protocol, Sequence
 from urllib.parse import urlparse
 
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import (
+    data_quality_assertions_dataset,
+    data_quality_metrics_input_dataset,
     job_type_job,
     output_statistics_output_dataset,
     parent_run,
@@ -42,11 +46,17 @@ def postgres_table(db: PostgresSettings, table: str) -> InputDataset:
     return InputDataset(namespace=f"postgres://{db.host}:{db.port or 5432}", name=f"{db.dbname}.public.{table}")
 
 
-def iceberg_table(location: str, columns: list[tuple[str, str]], rows: int, files: int) -> OutputDataset:
-    """An Iceberg table at ``location`` (``file:`` or ``s3://``), named as the Spark integration names it."""
+def _iceberg_name(location: str) -> tuple[str, str]:
+    """(namespace, name) of the Iceberg table at ``location`` (``file:`` or ``s3://``), as the Spark
+    integration names it."""
     parsed = urlparse(location)
-    namespace, name = ("file", parsed.path) if parsed.scheme in ("", "file") else \
+    return ("file", parsed.path) if parsed.scheme in ("", "file") else \
         (f"{parsed.scheme}://{parsed.netloc}", parsed.path.lstrip("/"))
+
+
+def iceberg_table(location: str, columns: list[tuple[str, str]], rows: int, files: int) -> OutputDataset:
+    """An Iceberg table at ``location`` written by a step, with its schema and what was written."""
+    namespace, name = _iceberg_name(location)
     return OutputDataset(
         namespace=namespace, name=name,
         facets={"schema": schema_dataset.SchemaDatasetFacet(
@@ -54,6 +64,41 @@ def iceberg_table(location: str, columns: list[tuple[str, str]], rows: int, file
                 "storage": storage_dataset.StorageDatasetFacet(storageLayer="iceberg", fileFormat="parquet")},
         outputFacets={"outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
             rowCount=rows, fileCount=files)})
+
+
+class Assertion(Protocol):
+    """One expectation's outcome on a table (``lakehouse_core.quality.ExpectationOutcome``)."""
+
+    expectation: str
+    column: str | None
+    severity: str  # fail | warn
+    success: bool
+    unexpected_count: int
+
+
+def validated_table(location: str, rows: int, assertions: Sequence[Assertion]) -> InputDataset:
+    """An Iceberg table a gate read (the batch's rows on its audit branch), with the outcome of
+    every expectation (a ``fail`` expectation has the spec's severity ``error``) and the rows
+    validated."""
+    namespace, name = _iceberg_name(location)
+    return InputDataset(namespace=namespace, name=name, inputFacets={
+        "dataQualityAssertions": data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(assertions=[
+            data_quality_assertions_dataset.Assertion(
+                assertion=a.expectation, success=a.success, column=a.column,
+                severity="error" if a.severity == "fail" else a.severity,
+                name=f"{a.expectation}({a.column})" if a.column else a.expectation,
+                actual=f"{a.unexpected_count} unexpected rows")
+            for a in assertions]),
+        "dataQualityMetrics": data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet(
+            columnMetrics={}, rowCount=rows)})
+
+
+def published_table(location: str) -> OutputDataset:
+    """An Iceberg table whose ``main`` a step moved (a gate publishing the batch)."""
+    namespace, name = _iceberg_name(location)
+    return OutputDataset(namespace=namespace, name=name,
+                         facets={"storage": storage_dataset.StorageDatasetFacet(storageLayer="iceberg",
+                                                                                fileFormat="parquet")})
 
 
 @dataclass

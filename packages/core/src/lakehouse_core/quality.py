@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse_core import iceberg
+from lakehouse_core import iceberg, lineage
 from lakehouse_core.errors import ConfigurationError, LakehouseError, UpstreamNotPublishedError
 from lakehouse_core.registry import Registry, RegistryError, TableSpec, identifier
 from lakehouse_core.settings import CATALOG_NAME, LakehouseSettings
@@ -46,6 +47,11 @@ MAX_REPORTED_KEYS = 20
 SEVERITIES = ("fail", "warn")
 BATCH_SUITE = "_batch"
 ROWS_SUFFIX = "_rows"
+#: ``lakehouse.measure.<name>`` properties (e.g. ``freshness_lag_days``): a layer's measure of the
+#: batch for the ``_batch`` suite, as column ``<name>``
+MEASURE_PREFIX = "measure."
+#: a ``<name>_rows`` count against the previous published batch's: ``<name>_rows_vs_previous``
+VS_PREVIOUS_SUFFIX = "_vs_previous"
 #: Snapshot-summary properties ``lakehouse.reconcile.<name>.<side>`` hold a total a layer computed
 #: two ways (e.g. ``gmv.gold`` from the mart, ``gmv.silver`` straight from silver); the ``_batch``
 #: suite compares them as columns ``<name>_<side>``.
@@ -82,6 +88,7 @@ class TableReport:
     success: bool
     outcomes: list[ExpectationOutcome]
     state: dict[str, str] = field(default_factory=dict)  # lakehouse.* properties of the staged batch
+    previous: dict[str, str] = field(default_factory=dict)  # those of the previous published batch
 
     @property
     def blocking_failures(self) -> list[ExpectationOutcome]:
@@ -133,6 +140,50 @@ class GateReport:
         path = directory / f"{self.layer}-{self.batch_id}.json"
         path.write_text(json.dumps({**asdict(self), "success": self.success}, indent=2, default=str))
         return path
+
+
+@dataclass(frozen=True)
+class LatestResult:
+    """A table's latest gate result (``lakehouse quality``)."""
+
+    table: str  # <namespace>.<table>
+    batch_id: str
+    passed: int
+    warned: int
+    failed: int
+    rows: int
+    quarantined: int | None  # rows of the batch set aside in quarantine (silver tables)
+    published: bool
+    data_docs: Path | None  # the Data Docs page of the validation
+
+
+def latest_results(settings: LakehouseSettings) -> list[LatestResult]:
+    """The latest gate result per table, from the reports in ``quality_dir``: the newest batch
+    (for a batch gated again, its last attempt), with the expectations passed, warned and
+    failed, the rows validated and the Data Docs page."""
+    latest: dict[str, tuple[dict, dict]] = {}
+    for path in sorted(settings.quality_dir.glob("*.json"), key=lambda p: (p.stem.split("-", 1)[1], p.stem)):
+        report = json.loads(path.read_text())
+        for table in report["tables"]:
+            latest[table["table"]] = (report, table)
+    results = []
+    for name, (report, table) in sorted(latest.items()):
+        outcomes = table["outcomes"]
+        failed = [o for o in outcomes if not o["success"]]
+        quarantined = table["state"].get(f"{iceberg.PROPERTY_PREFIX}quarantined_rows")
+        results.append(LatestResult(
+            name, report["batch_id"], len(outcomes) - len(failed), sum(o["severity"] == "warn" for o in failed),
+            sum(o["severity"] == "fail" for o in failed), table["row_count"],
+            None if quarantined is None else int(quarantined), name in report["published"],
+            _data_docs_page(settings, name, report["batch_id"])))
+    return results
+
+
+def _data_docs_page(settings: LakehouseSettings, table: str, batch_id: str) -> Path | None:
+    """The newest Data Docs page of ``table``'s validation for ``batch_id`` (None: not rendered)."""
+    namespace, name = table.split(".", 1)
+    pages = sorted((settings.data_docs_dir / "validations" / namespace / name / batch_id).glob("*/*.html"))
+    return pages[-1] if pages else None
 
 
 def severity(meta: dict[str, Any] | None) -> str:
@@ -338,15 +389,22 @@ def _batch_tables(spark: SparkSession, layer: str, branch: str, batch_id: str, e
     return _Batch(staged, published, missing)
 
 
-def _batch_values(state: dict[str, str]) -> dict[str, int | Decimal]:
-    """A table's batch-level values: ``lakehouse.*_rows`` counts and ``lakehouse.reconcile.*`` totals."""
+def _batch_values(report: TableReport) -> dict[str, int | Decimal]:
+    """A table's batch-level values: ``lakehouse.*_rows`` counts (and each against the previous
+    published batch's, as a ratio, when that one was not 0), ``lakehouse.measure.*`` measures and
+    ``lakehouse.reconcile.*`` totals."""
     values: dict[str, int | Decimal] = {}
-    for key, value in state.items():
+    for key, value in report.state.items():
         name = key.removeprefix(iceberg.PROPERTY_PREFIX)
         if name.startswith(RECONCILE_PREFIX):
             values[name.removeprefix(RECONCILE_PREFIX).replace(".", "_")] = Decimal(value)
+        elif name.startswith(MEASURE_PREFIX):
+            values[name.removeprefix(MEASURE_PREFIX)] = Decimal(value)
         elif name.endswith(ROWS_SUFFIX):
             values[name] = int(value)
+            previous = int(report.previous.get(key, 0))
+            if previous:
+                values[name + VS_PREVIOUS_SUFFIX] = (Decimal(value) / previous).quantize(Decimal("0.01"))
     return values
 
 
@@ -354,13 +412,34 @@ def _batch_frame(spark: SparkSession, reports: list[TableReport], suite: dict) -
     """One row per staged table with its batch counts and reconciliation totals (for the ``_batch``
     suite). A column the suite names that no table of the batch reports (the reconciliation of a
     table outside a gated subset) is NULL, which its checks skip."""
-    values = [_batch_values(r.state) for r in reports]
+    values = [_batch_values(r) for r in reports]
     named = {e["kwargs"][k] for e in suite["expectations"] for k in ("column", "column_A", "column_B")
              if k in e["kwargs"]}
     names = sorted(set().union(*values, named - {"table"}))
     kinds = {n: T.LongType() if n.endswith(ROWS_SUFFIX) else T.DecimalType(38, 2) for n in names}
     schema = T.StructType([T.StructField("table", T.StringType())] + [T.StructField(n, kinds[n]) for n in names])
     return spark.createDataFrame([(r.table, *[v.get(n) for n in names]) for r, v in zip(reports, values)], schema)
+
+
+#: the column naming the batch that wrote a row, where a gate validates only the batch's rows
+BATCH_COLUMNS = {"bronze": "_batch_id", "silver": "_source_batch_id", "quarantine": "batch_id"}
+
+
+def rows_to_validate(spark: SparkSession, registry: Registry, namespace: str, table: str, branch: str,
+                     batch_id: str) -> DataFrame:
+    """What a gate validates of a staged table: the rows the batch added where rows are never
+    rewritten (bronze, append-only at every table; silver tables of append-only sources, the rows
+    landed since the last published batch; quarantine, the rows the batch quarantined), so the
+    cost follows the batch, not the table's age; the whole table otherwise."""
+    ident = identifier(namespace, table)
+    rows = spark.read.option("branch", branch).table(ident)
+    column = BATCH_COLUMNS.get(namespace)
+    if column is None or (namespace == "silver" and not registry.get(table).append_only):
+        return rows
+    if namespace == "silver":  # a silver batch also merges bronze batches it has not seen yet
+        previous = iceberg.summary(spark, ident).get(f"{iceberg.PROPERTY_PREFIX}batch_id")
+        return rows if previous is None else rows.where(F.col(column) > F.lit(previous))
+    return rows.where(F.col(column) == F.lit(batch_id))
 
 
 def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id: str,
@@ -376,7 +455,17 @@ def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch
     Raises UpstreamNotPublishedError when a table of the batch was neither staged nor published
     (nothing is published), QualityGateFailed (main untouched, branches kept) when a ``fail``
     expectation fails, SuiteNotFoundError/ConfigurationError for a missing or invalid suite.
+
+    Reported as one OpenLineage run (``lakehouse_<layer>_gate``): every table validated with the
+    outcome of each expectation and the rows validated, every table published as an output;
+    FAIL (with the failing assertions) when the gate fails.
     """
+    with lineage.lineage_run(settings, f"lakehouse_{layer}_gate") as reported:
+        return _gate(spark, settings, layer, batch_id, tables, reported)
+
+
+def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id: str, tables: list[str] | None,
+          reported: lineage.LineageRun) -> GateReport:
     branch = iceberg.audit_branch(batch_id)
     strict = tables is not None or layer != "gold"
     if tables is None:
@@ -394,14 +483,17 @@ def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch
     runner = GreatExpectationsRunner(settings)
     staged = [(layer, t) for t in batch.staged] + [("quarantine", t) for t in
                                                     tables_on_branch(spark, "quarantine", branch, f"{layer}_")]
+    registry = Registry.load(settings)
     for namespace, table in staged:
         ident = identifier(namespace, table)
-        df = spark.read.option("branch", branch).table(ident)
+        df = rows_to_validate(spark, registry, namespace, table, branch, batch_id)
         suite = load_suite(settings, namespace, table)
         keys = list((suite.get("meta") or {}).get("primary_key", []))
         outcomes = runner.validate(f"{namespace}.{table}", df, suite, keys, run_name=batch_id)
-        report.tables.append(TableReport(f"{namespace}.{table}", df.count(), all(o.success for o in outcomes),
-                                         outcomes, iceberg.summary(spark, ident, branch)))
+        rows = df.count()
+        report.tables.append(TableReport(f"{namespace}.{table}", rows, all(o.success for o in outcomes),
+                                         outcomes, iceberg.summary(spark, ident, branch), iceberg.summary(spark, ident)))
+        reported.inputs.append(lineage.validated_table(iceberg.java_table(spark, ident).location(), rows, outcomes))
     if (suite_folder(settings, layer) / f"{BATCH_SUITE}.json").exists():
         batch_reports = [r for r in report.tables if r.table.startswith(f"{layer}.")]
         suite = load_suite(settings, layer, BATCH_SUITE)
@@ -413,6 +505,8 @@ def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch
         for namespace, table in staged:
             iceberg.publish(spark, identifier(namespace, table), branch)
             report.published.append(f"{namespace}.{table}")
+            reported.outputs.append(lineage.published_table(iceberg.java_table(spark, identifier(namespace, table))
+                                                            .location()))
     else:
         for namespace, table in staged:
             iceberg.keep_failed_branch(spark, identifier(namespace, table), branch)

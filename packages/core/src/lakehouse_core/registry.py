@@ -11,7 +11,7 @@ import tomllib
 from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
@@ -45,7 +45,7 @@ class TableSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    kind: str
+    kind: Literal["reference", "catalogue", "mutable", "insert_only", "append_log"]
     primary_key: tuple[str, ...]
     load_mode: LoadMode
     cursor: str | None = None
@@ -54,6 +54,12 @@ class TableSpec(BaseModel):
     reconcile_deletes: bool = False
     pii: dict[str, str] = {}  # column -> kind (email | phone | name): masked in silver
     foreign_keys: dict[str, str] = {}  # column -> "parent_table.column"; orphans quarantined in silver
+
+    @property
+    def append_only(self) -> bool:
+        """Rows are only ever added at the source (order lines, logs): a batch's silver rows are
+        new rows, never updates of old ones."""
+        return self.kind in ("insert_only", "append_log")
 
     @property
     def uses_commit_cursor(self) -> bool:
@@ -132,9 +138,15 @@ class Registry:
     def from_toml(cls, text: str, source: str = "<registry>") -> "Registry":
         try:
             data = tomllib.loads(text)
-            return cls([TableSpec(name=name, **spec) for name, spec in data.get("tables", {}).items()])
-        except (tomllib.TOMLDecodeError, ValueError) as exc:
+        except tomllib.TOMLDecodeError as exc:
             raise RegistryError(f"{source}: {exc}") from exc
+        tables = []
+        for name, spec in data.get("tables", {}).items():
+            try:
+                tables.append(TableSpec(name=name, **spec))
+            except ValueError as exc:
+                raise RegistryError(f"{source}: table {name!r}: {exc}") from exc
+        return cls(tables)
 
     @classmethod
     def load(cls, settings: LakehouseSettings) -> "Registry":

@@ -73,8 +73,6 @@ def _catalog_conf(settings: LakehouseSettings) -> dict[str, str]:
 
 def _lineage_conf(settings: LakehouseSettings, parent: ParentRun | None) -> dict[str, str]:
     lineage = settings.lineage
-    if not lineage.enabled:
-        return {}
     conf = {
         "spark.extraListeners": "io.openlineage.spark.agent.OpenLineageSparkListener",
         "spark.openlineage.namespace": lineage.namespace,
@@ -96,10 +94,13 @@ def _lineage_conf(settings: LakehouseSettings, parent: ParentRun | None) -> dict
     return conf
 
 
-def spark_conf(settings: LakehouseSettings, app_name: str, parent: ParentRun | None = None) -> dict[str, str]:
-    """Every Spark setting of a platform session (also usable for spark-submit ``--conf``)."""
+def spark_conf(settings: LakehouseSettings, app_name: str, parent: ParentRun | None = None,
+               listener: bool = True) -> dict[str, str]:
+    """Every Spark setting of a platform session (also usable for spark-submit ``--conf``);
+    ``listener``: the OpenLineage Spark listener when lineage is on (a gate reports its own run)."""
+    listener = listener and settings.lineage.enabled
     artifacts = [jvm.ICEBERG_SPARK_RUNTIME, jvm.POSTGRES_JDBC]
-    if settings.lineage.enabled:
+    if listener:
         artifacts.append(jvm.OPENLINEAGE_SPARK)
     local_warehouse = not settings.warehouse_uri.startswith("s3")
     if not local_warehouse:
@@ -133,13 +134,15 @@ def spark_conf(settings: LakehouseSettings, app_name: str, parent: ParentRun | N
         conf |= {"spark.hadoop.fs.file.impl": "com.globalmentor.apache.hadoop.fs.BareLocalFileSystem",
                  "spark.driver.extraClassPath": str(jvm.resolve([jvm.HADOOP_LOCAL_FS], settings.jar_cache)[0])}
     conf |= _catalog_conf(settings)
-    conf |= _lineage_conf(settings, parent)
+    if listener:
+        conf |= _lineage_conf(settings, parent)
     conf |= settings.spark.extra_conf
     return conf
 
 
-def get_spark(settings: LakehouseSettings, app_name: str, parent: ParentRun | None = None) -> SparkSession:
-    """Return the process's SparkSession, creating it on first call.
+def get_spark(settings: LakehouseSettings, app_name: str, parent: ParentRun | None = None,
+              listener: bool = True) -> SparkSession:
+    """Return the process's SparkSession, creating it on first call (``listener``: see ``spark_conf``).
 
     Raises ArtifactResolutionError when a pinned jar cannot be resolved, and
     EmbeddedPostgresError when the embedded catalog database does not start.
@@ -153,7 +156,7 @@ def get_spark(settings: LakehouseSettings, app_name: str, parent: ParentRun | No
         # reads only the environment variable, not spark.pyspark.python, in a plain driver.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
-    for key, value in spark_conf(settings, app_name, parent).items():
+    for key, value in spark_conf(settings, app_name, parent, listener).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     for namespace in ("bronze", "silver", "gold", "quarantine"):

@@ -72,6 +72,7 @@ class BuildContext:
     full_refresh: bool = False  # rebuild from silver alone, ignoring what gold published before
     previous_batch: str | None = None  # the batch the table was last published by (None: never)
     scope: list[date | None] | None = None  # the days this build rebuilds (None: every day)
+    table: str | None = None  # the gold table being built
 
     @property
     def spark(self) -> SparkSession:
@@ -176,6 +177,14 @@ class BuildContext:
                 _DERIVED.pop(next(iter(_DERIVED)))
         return _DERIVED[key]
 
+    def within_share(self, days: list[date | None]) -> bool:
+        """Whether rebuilding ``days`` alone stays within ``gold.incremental_max_share`` of the days
+        the table will hold (those it holds and the new ones); beyond, a daily build rebuilds the
+        table whole (a touched-days function may stop looking as soon as a part of its days is
+        beyond)."""
+        held = iceberg.partition_values(self.spark, identifier("gold", self.table)) | set(days)
+        return len(days) <= self.settings.gold.incremental_max_share * len(held)
+
     def day(self, ts: F.Column) -> F.Column:
         """The business day of a UTC instant."""
         return business_day(ts, self.settings)
@@ -249,15 +258,11 @@ class GoldResult:
     skipped: bool = False
 
 
-def daily_scope(context: BuildContext, table: GoldTable, ident: str) -> list[date | None] | None:
-    """The days a daily build of ``table`` rebuilds: its touched days, or None (every day) when
-    they are more than ``gold.incremental_max_share`` of the days it will hold (those it holds
-    and the new ones)."""
+def daily_scope(context: BuildContext, table: GoldTable) -> list[date | None] | None:
+    """The days a daily build of ``table`` rebuilds: its touched days, or None (every day) when they
+    are beyond ``gold.incremental_max_share`` (``BuildContext.within_share``)."""
     days = table.touched_days(context)
-    if days is None:
-        return None
-    held = iceberg.partition_values(context.spark, ident) | set(days)
-    return None if len(days) > context.settings.gold.incremental_max_share * len(held) else days
+    return days if days is not None and context.within_share(days) else None
 
 
 def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTable, interval: DataInterval,
@@ -278,10 +283,10 @@ def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTab
     silver = SilverSnapshots.current(spark, table.upstream)
     incremental = start.exists and not full_refresh
     branch = iceberg.audit_branch(batch_id)
-    context = BuildContext(silver, settings, interval, branch, table.depends_on,
-                           full_refresh=full_refresh, previous_batch=start.summary.get("lakehouse.batch_id"))
+    context = BuildContext(silver, settings, interval, branch, table.depends_on, full_refresh=full_refresh,
+                           previous_batch=start.summary.get("lakehouse.batch_id"), table=table.name)
     if incremental and table.touched_days and context.previous_batch:
-        context = replace(context, scope=daily_scope(context, table, ident))
+        context = replace(context, scope=daily_scope(context, table))
     df = table.build(context)
     write = replace_all
     if context.scope is not None:

@@ -104,6 +104,8 @@ def orders_touched_days(ctx: BuildContext) -> list[date | None]:
     read, newer = ctx.silver.read, ctx.newer()
     orders = read("orders").select(F.col("id").alias("order_id"), "payment_id", "customer_id", "order_date",
                                    ctx.day(F.col("order_date")).alias("order_day"), "_source_batch_id")
+    if not ctx.within_share(_days(orders.where(newer), "order_day")):  # changed orders alone: look no further
+        return None
     changed = (orders.where(newer).select("order_id")
                .union(read("order_items").where(newer).select("order_id"))
                .union(read("order_return").where(newer).select("order_id"))
@@ -120,6 +122,8 @@ def payments_touched_days(ctx: BuildContext) -> list[date | None]:
     read, newer = ctx.silver.read, ctx.newer()
     payments = read("payment").select(F.col("id").alias("payment_id"), "created_at", "_source_batch_id",
                                       ctx.day(F.col("created_at")).alias("payment_day"))
+    if not ctx.within_share(_days(payments.where(newer), "payment_day")):  # changed payments alone
+        return None
     orders = read("orders").select("payment_id", F.col("id").alias("order_id"), "customer_id", "_source_batch_id")
     newer_orders = orders.where(newer)
     changed = (payments.where(newer).select("payment_id")
@@ -174,7 +178,10 @@ def cart_events_touched_days(ctx: BuildContext) -> list[date | None] | None:
     expired = ((F.col("status") == "active") & (F.col("expires_at") > last_end)
                & (F.col("expires_at") <= F.lit(ctx.interval.end).cast("timestamp")))
     events = cart_event_rows(ctx)
-    changed = (carts.where(newer | expired).select(F.col("id").alias("cart_id"))
+    changed_carts = carts.where(newer | expired).select(F.col("id").alias("cart_id"))
+    if not ctx.within_share(_days(events.join(changed_carts, "cart_id", "left_semi"), "event_day")):
+        return None  # the events of changed carts alone: look no further
+    changed = (changed_carts
                .union(read("cart_items").where(newer).select("cart_id"))
                .union(rekeyed(ctx, events, "event_ts").select("cart_id")))
     if ctx.deletes_reach_silver("cart_items"):

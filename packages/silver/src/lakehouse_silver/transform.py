@@ -226,8 +226,27 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
         if settings.maintenance.compact:  # MERGEs leave small files and delete files behind
             iceberg.compact(spark, silver, settings.maintenance.min_input_files,
                             settings.maintenance.delete_file_threshold)
-    iceberg.stage(spark, silver, batch_id, lambda target: merge_into(spark, target, changes, spec), PACKAGE, {
-        "lakehouse.upstream_snapshot": iceberg.encode(head),
-        "lakehouse.quarantined_rows": str(quarantined),
-    })
-    return SilverResult(spec.name, changes.count(), quarantined, head, tuple(new_columns), quarantine_closed=closed_rows)
+    merged = changes.count()
+    state = {"lakehouse.upstream_snapshot": iceberg.encode(head), "lakehouse.quarantined_rows": str(quarantined),
+             "lakehouse.merged_rows": str(merged)}
+
+    def merge_and_measure(target: str) -> None:
+        merge_into(spark, target, changes, spec)
+        lag = freshness_lag_days(spark.table(target), spec.event_time, interval, settings) if spec.event_time else None
+        if lag is not None:
+            state[FRESHNESS] = str(lag)
+
+    iceberg.stage(spark, silver, batch_id, merge_and_measure, PACKAGE, lambda: state)
+    return SilverResult(spec.name, merged, quarantined, head, tuple(new_columns), quarantine_closed=closed_rows)
+
+
+FRESHNESS = "lakehouse.measure.freshness_lag_days"
+
+
+def freshness_lag_days(table: DataFrame, event_time: str, interval: DataInterval,
+                       settings: LakehouseSettings) -> int | None:
+    """Days from the newest business day of ``event_time`` in ``table`` to the run's logical date
+    (0: the table holds events of the logical date; negative: events dated after it; None: no
+    events)."""
+    newest = table.agg(F.max(F.to_date(F.from_utc_timestamp(F.col(event_time), settings.business_zone)))).first()[0]
+    return None if newest is None else (interval.last_day(settings.business_zone) - newest).days

@@ -1,0 +1,138 @@
+"""Quality gate benchmark: each layer's gate against the layer's own run, on a history and a day.
+
+    .venv/bin/python bench/gates.py --scale 1 --days 30
+
+One run, on its own fresh state folder (``LAKEHOUSE_HOME`` under /tmp, removed afterwards
+unless ``--keep``) and its own embedded PostgreSQL, all in one Spark application:
+
+1. the source is generated for ``--days - 1`` days at ``--scale``; one batch covering them all
+   runs bronze extract, bronze gate, silver transform, silver gate, gold build, gold gate (the
+   history: first loads);
+2. the simulator advances one day and the same six steps run for it (the daily run).
+
+Every step is timed; per batch and layer the gate's seconds are divided by the layer's
+(``gate_share``: the target is at most 0.2). Results go to ``bench/results/gates.json`` under
+``scale_<scale>`` and a table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "gates.json"
+LAYERS = ("bronze", "silver", "gold")
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parents[2]).stdout.strip()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--keep", action="store_true", help="keep the state folder")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="lakehouse-bench-gates-"))
+    os.environ.update({"LAKEHOUSE_HOME": str(home), "LAKEHOUSE_LINEAGE__ENABLED": "false",
+                       "LAKEHOUSE_EXPECTATIONS_DIR": str(RESULTS.parents[2] / "expectations"),
+                       "LAKEHOUSE_EXTRACT__SAFETY_LAG_SECONDS": "0"})
+    try:
+        return run(args)
+    finally:
+        if not args.keep:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lakehouse_bronze.extract import extract_tables
+    from lakehouse_bronze.source import source_state
+    from lakehouse_core import postgres
+    from lakehouse_core.batch import DataInterval
+    from lakehouse_core.quality import run_gate
+    from lakehouse_core.registry import Registry
+    from lakehouse_core.settings import LakehouseSettings
+    from lakehouse_core.spark import get_spark
+    from lakehouse_gold.build import build_table
+    from lakehouse_gold.tables import GOLD_TABLES
+    from lakehouse_silver.transform import transform_table
+    from lakehouse_simulator.advance import advance
+    from lakehouse_simulator.generate import generate
+    from lakehouse_simulator.schema import create_source_schema
+
+    settings = LakehouseSettings()
+    server = postgres.EmbeddedPostgres.for_settings(settings)
+    server.start()
+    start = dt.date(2023, 1, 1)
+    with postgres.connect(settings.source, settings) as conn:
+        create_source_schema(conn)
+        generate(conn, scale=args.scale, seed=args.seed, days=args.days - 1)
+        conn.commit()
+    spark = get_spark(settings, "bench-gates")
+    zone = dt.timezone(dt.timedelta(hours=7))
+    registry = Registry.load(settings).in_dependency_order()
+
+    def interval(first: dt.date, last: dt.date) -> DataInterval:
+        return DataInterval(dt.datetime.combine(first, dt.time(), zone).astimezone(dt.timezone.utc),
+                            dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.timezone.utc))
+
+    def timed(step) -> float:
+        began = time.perf_counter()
+        step()
+        return round(time.perf_counter() - began, 2)
+
+    def batch(batch_interval: DataInterval) -> dict[str, dict[str, float]]:
+        layers = {
+            "bronze": lambda: extract_tables(spark, settings, registry, batch_interval, source_state(settings)),
+            "silver": lambda: [transform_table(spark, settings, spec, batch_interval) for spec in registry],
+            "gold": lambda: [build_table(spark, settings, table, batch_interval) for table in GOLD_TABLES.values()],
+        }
+        seconds = {}
+        for layer, step in layers.items():
+            layer_seconds = timed(step)
+            gate_seconds = timed(lambda: run_gate(spark, settings, layer, batch_interval.batch_id))
+            seconds[layer] = {"layer_seconds": layer_seconds, "gate_seconds": gate_seconds,
+                              "gate_share": round(gate_seconds / layer_seconds, 2)}
+        return seconds
+
+    history = batch(interval(start, start + dt.timedelta(days=args.days - 2)))
+    with postgres.connect(settings.source, settings) as conn:
+        advance(conn, days=1, seed=args.seed, scale=args.scale)
+        conn.commit()
+    last = start + dt.timedelta(days=args.days - 1)
+    daily = batch(interval(last, last))
+    orders = spark.table("lakehouse.silver.orders").count()
+    spark.stop()
+    server.stop()
+
+    result = {
+        "scale": args.scale, "days": args.days, "seed": args.seed, "silver_orders": orders,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": f"python bench/gates.py --scale {args.scale:g} --days {args.days}",
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_at_end": os.getloadavg()},
+        "git_commit": _git("rev-parse", "--short", "HEAD"), "git_dirty": bool(_git("status", "--porcelain")),
+        "history_batch": history, "daily_batch": daily,
+    }
+    recorded = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    recorded[f"scale_{args.scale:g}"] = result
+    RESULTS.write_text(json.dumps(recorded, indent=1, ensure_ascii=False) + "\n")
+    print(f"{'batch':<10} {'layer':<8} {'layer s':>9} {'gate s':>8} {'gate share':>11}")
+    for name, seconds in (("history", history), ("daily", daily)):
+        for layer in LAYERS:
+            s = seconds[layer]
+            print(f"{name:<10} {layer:<8} {s['layer_seconds']:>9.2f} {s['gate_seconds']:>8.2f} {s['gate_share']:>11.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
