@@ -19,39 +19,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results" / "gates.json"
+import harness  # bench/harness.py (this folder is on sys.path when run as a script)
+
 LAYERS = ("bronze", "silver", "gold")
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parents[2]).stdout.strip()
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--keep", action="store_true", help="keep the state folder")
+    parser = harness.arguments(__doc__.splitlines()[0])
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="lakehouse-bench-gates-"))
-    os.environ.update({"LAKEHOUSE_HOME": str(home), "LAKEHOUSE_LINEAGE__ENABLED": "false",
-                       "LAKEHOUSE_EXPECTATIONS_DIR": str(RESULTS.parents[2] / "expectations"),
-                       "LAKEHOUSE_EXTRACT__SAFETY_LAG_SECONDS": "0"})
-    try:
-        return run(args)
-    finally:
-        if not args.keep:
-            shutil.rmtree(home, ignore_errors=True)
+    return harness.in_fresh_home("gates", args.keep, lambda home: run(args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,15 +95,10 @@ def run(args: argparse.Namespace) -> int:
 
     result = {
         "scale": args.scale, "days": args.days, "seed": args.seed, "silver_orders": orders,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": f"python bench/gates.py --scale {args.scale:g} --days {args.days}",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_at_end": os.getloadavg()},
-        "git_commit": _git("rev-parse", "--short", "HEAD"), "git_dirty": bool(_git("status", "--porcelain")),
         "history_batch": history, "daily_batch": daily,
     }
-    recorded = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    recorded[f"scale_{args.scale:g}"] = result
-    RESULTS.write_text(json.dumps(recorded, indent=1, ensure_ascii=False) + "\n")
+    harness.record("gates", args.scale, result | harness.provenance())
     print(f"{'batch':<10} {'layer':<8} {'layer s':>9} {'gate s':>8} {'gate share':>11}")
     for name, seconds in (("history", history), ("daily", daily)):
         for layer in LAYERS:

@@ -22,39 +22,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
-import shutil
 import statistics
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results" / "gold.json"
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parents[2]).stdout.strip()
+import harness  # bench/harness.py (this folder is on sys.path when run as a script)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = harness.arguments(__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--keep", action="store_true", help="keep the state folder")
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="lakehouse-bench-gold-"))
-    os.environ.update({"LAKEHOUSE_HOME": str(home), "LAKEHOUSE_LINEAGE__ENABLED": "false",
-                       "LAKEHOUSE_EXPECTATIONS_DIR": str(RESULTS.parents[2] / "expectations"),
-                       "LAKEHOUSE_EXTRACT__SAFETY_LAG_SECONDS": "0"})
-    try:
-        return run(args, home)
-    finally:
-        if not args.keep:
-            shutil.rmtree(home, ignore_errors=True)
+    return harness.in_fresh_home("gold", args.keep, lambda home: run(args, home))
 
 
 def run(args: argparse.Namespace, home: Path) -> int:
@@ -135,18 +114,14 @@ def run(args: argparse.Namespace, home: Path) -> int:
 
     result = {
         "scale": args.scale, "days": args.days, "seed": args.seed, "repeats": args.repeats,
-        "silver_orders": orders, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "silver_orders": orders,
         "command": f"python bench/gold.py --scale {args.scale:g} --days {args.days} --repeats {args.repeats}",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_at_end": os.getloadavg()},
-        "git_commit": _git("rev-parse", "--short", "HEAD"), "git_dirty": bool(_git("status", "--porcelain")),
         "incremental_seconds": round(statistics.median(sum(p.values()) for p in passes["incremental"]), 2),
         "full_rebuild_seconds": round(statistics.median(sum(p.values()) for p in passes["full"]), 2),
         "incremental_table_seconds": medians("incremental"), "full_rebuild_table_seconds": medians("full"),
         "incremental_days_rebuilt": rebuilt,
     }
-    recorded = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    recorded[f"scale_{args.scale:g}"] = result
-    RESULTS.write_text(json.dumps(recorded, indent=1, ensure_ascii=False) + "\n")
+    harness.record("gold", args.scale, result | harness.provenance())
     print(f"{'table':<28} {'incremental s':>14} {'days rebuilt':>13} {'full s':>10}")
     for table in GOLD_TABLES:
         print(f"{table:<28} {result['incremental_table_seconds'][table]:>14.2f} {rebuilt[table]!s:>13} "
