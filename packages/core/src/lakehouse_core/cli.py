@@ -144,7 +144,7 @@ def _quality(args: argparse.Namespace) -> int:
     for r in results:
         quarantined = "-" if r.quarantined is None else f"{r.quarantined:,}"
         print(f"{r.table:<40} {r.batch_id:<29} {r.passed:>5} {r.warned:>5} {r.failed:>5} {r.rows:>10,} "
-              f"{quarantined:>11} {'yes' if r.published else 'no':>9}  {r.data_docs or '-'}")
+              f"{quarantined:>11} {'-' if r.published is None else 'yes' if r.published else 'no':>9}  {r.data_docs or '-'}")
     return 0
 
 

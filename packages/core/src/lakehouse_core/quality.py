@@ -153,7 +153,7 @@ class LatestResult:
     failed: int
     rows: int
     quarantined: int | None  # rows of the batch set aside in quarantine (silver tables)
-    published: bool
+    published: bool | None  # None: the batch-level checks (``_batch``), not a table
     data_docs: Path | None  # the Data Docs page of the validation
 
 
@@ -174,7 +174,8 @@ def latest_results(settings: LakehouseSettings) -> list[LatestResult]:
         results.append(LatestResult(
             name, report["batch_id"], len(outcomes) - len(failed), sum(o["severity"] == "warn" for o in failed),
             sum(o["severity"] == "fail" for o in failed), table["row_count"],
-            None if quarantined is None else int(quarantined), name in report["published"],
+            None if quarantined is None else int(quarantined),
+            None if name.endswith(f".{BATCH_SUITE}") else name in report["published"],
             _data_docs_page(settings, name, report["batch_id"])))
     return results
 
