@@ -97,3 +97,29 @@ def test_silver_freshness_is_checked_against_the_logical_date(spark, settings):
 
     assert [freshness(lag) for lag in (0, 1, 3, None)] == [(True, "warn"), (True, "warn"), (False, "warn"),
                                                            (True, "warn")]
+
+
+def test_row_level_suites_pass_on_no_rows_which_the_gate_skips(spark, settings):
+    """The gate skips Great Expectations for a batch that added no rows to an append-only table
+    when every expectation judges rows one by one: GE itself passes such a suite on no rows, and
+    a suite with a table-level expectation (a row count) is still run."""
+    from lakehouse_core.quality import load_suite, only_row_checks
+
+    shipped = [load_suite(settings, layer, table) for layer in ("bronze", "silver")
+               for table in ("orders", "order_items", "customer_activity_log")]
+    assert all(only_row_checks(suite) for suite in shipped)
+    types = sorted({e["type"] for suite in shipped for e in suite["expectations"]})
+    assert {"expect_column_values_to_be_in_set", "expect_column_values_to_be_between",
+            "expect_column_values_to_be_unique"} <= set(types)
+    columns = {e["kwargs"]["column"] for suite in shipped for e in suite["expectations"] if "column" in e["kwargs"]}
+    empty = spark.createDataFrame([], ", ".join(f"`{c}` double" if "price" in c or "amount" in c or "quantity" in c
+                                                else f"`{c}` string" for c in sorted(columns)))
+    runner = GreatExpectationsRunner(settings)
+    for number, suite in enumerate(shipped):
+        outcomes = runner.validate(f"test.empty_{number}", empty, suite, [], run_name="empty")
+        assert outcomes and all(o.success for o in outcomes), suite["name"]
+    counted = {"name": "t", "expectations": [
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}}]}
+    assert not only_row_checks(counted)
+    assert not runner.validate("test.counted", empty.selectExpr("1 AS id").limit(0), counted, [], run_name="empty")[0].success

@@ -17,7 +17,7 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import version
-from typing import Iterator, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 from urllib.parse import urlparse
 
 from openlineage.client import OpenLineageClient
@@ -78,19 +78,20 @@ class Assertion(Protocol):
 
 def validated_table(location: str, rows: int, assertions: Sequence[Assertion]) -> InputDataset:
     """An Iceberg table a gate read (the batch's rows on its audit branch), with the outcome of
-    every expectation (a ``fail`` expectation has the spec's severity ``error``) and the rows
-    validated."""
+    every expectation (a ``fail`` expectation has the spec's severity ``error``; no assertions
+    facet when none ran: a batch without rows) and the rows validated."""
     namespace, name = _iceberg_name(location)
-    return InputDataset(namespace=namespace, name=name, inputFacets={
-        "dataQualityAssertions": data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(assertions=[
+    facets: dict[str, Any] = {"dataQualityMetrics": data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet(
+        columnMetrics={}, rowCount=rows)}
+    if assertions:
+        facets["dataQualityAssertions"] = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(assertions=[
             data_quality_assertions_dataset.Assertion(
                 assertion=a.expectation, success=a.success, column=a.column,
                 severity="error" if a.severity == "fail" else a.severity,
                 name=f"{a.expectation}({a.column})" if a.column else a.expectation,
                 actual=f"{a.unexpected_count} unexpected rows")
-            for a in assertions]),
-        "dataQualityMetrics": data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet(
-            columnMetrics={}, rowCount=rows)})
+            for a in assertions])
+    return InputDataset(namespace=namespace, name=name, inputFacets=facets)
 
 
 def published_table(location: str) -> OutputDataset:

@@ -17,6 +17,12 @@ were neither staged nor published (the layer's step failed or never ran). Valida
 results and Data Docs go to the state folder; a machine-readable report per (layer, batch)
 names every failing expectation, the primary keys of (at most MAX_REPORTED_KEYS of) its
 failing rows and each table's batch state.
+
+What a gate costs follows the batch, not the table's age or the suites' detail: append-only
+tables are validated on the batch's rows (``rows_to_validate``), each table is read from its
+branch once and held in memory while Great Expectations queries it, a passing table costs only
+GE's ``BOOLEAN_ONLY`` checks (failing rows are looked up only when an expectation fails), and
+the Data Docs pages of a gate are rendered together once it has decided.
 """
 
 from __future__ import annotations
@@ -130,7 +136,8 @@ class GateReport:
                 lines.append(f"{t.table}: batch counts of {t.row_count} table(s) validated")
             else:
                 done = "published" if t.table in self.published else "not published"
-                lines.append(f"{t.table}: {t.row_count} rows validated, {done}" + (f" ({state})" if state else ""))
+                validated = f"{t.row_count} rows validated" if t.outcomes else "no rows in the batch, nothing to validate"
+                lines.append(f"{t.table}: {validated}, {done}" + (f" ({state})" if state else ""))
             lines.extend(f"  warning: {_describe(t.table, o)}" for o in t.warnings)
         lines.extend(f"{table}: already published, skipped" for table in self.already_published)
         return lines
@@ -267,6 +274,21 @@ def validate_suite(suite: dict[str, Any], source: str, pii_columns: set[str] = f
     return suite
 
 
+def only_row_checks(suite: dict[str, Any]) -> bool:
+    """Whether every expectation of ``suite`` judges rows one by one (a column, column-pair or
+    multicolumn map expectation: it passes on no rows), none the table as a whole (row counts,
+    aggregates)."""
+    from great_expectations.expectations.expectation import (
+        ColumnMapExpectation,
+        ColumnPairMapExpectation,
+        MulticolumnMapExpectation,
+    )
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    row_checks = (ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation)
+    return all(issubclass(get_expectation_impl(e["type"]), row_checks) for e in suite["expectations"])
+
+
 def load_suite(settings: LakehouseSettings, layer: str, table: str) -> dict[str, Any]:
     """The suite of ``layer.table``: its file, else (registered bronze/silver tables) the default
     suite; quarantine tables use the built-in ``quarantine_suite``.
@@ -296,12 +318,25 @@ def load_suite(settings: LakehouseSettings, layer: str, table: str) -> dict[str,
 
 
 class GreatExpectationsRunner:
-    """One file-backed GE context under ``<home>/gx`` with a Data Docs site in ``<home>/data_docs``."""
+    """One file-backed GE context under ``<home>/gx`` with a Data Docs site in ``<home>/data_docs``.
+
+    A validation runs its checkpoint with the ``BOOLEAN_ONLY`` result format (GE's cheapest: no
+    failing values collected, a few Spark jobs per table); only when an expectation fails does a
+    second checkpoint run the suite again in ``SUMMARY`` format to count the failing rows and
+    collect (at most MAX_REPORTED_KEYS of) their keys. Checkpoints store their results; the Data
+    Docs pages of the results are rendered together (``build_data_docs``), not one per checkpoint
+    (each of which would render the index again).
+    """
+
+    #: the result format of the decision and of the failing-row diagnosis
+    DECISION = {"result_format": "BOOLEAN_ONLY"}
+    DIAGNOSIS = "SUMMARY"
 
     def __init__(self, settings: LakehouseSettings):
         import great_expectations as gx
 
         self._gx = gx
+        self._settings = settings
         self.context = gx.get_context(mode="file", project_root_dir=str(settings.home / "gx"))
         self.context.variables.progress_bars = {"globally": False}
         if DATA_DOCS_SITE not in self.context.get_site_names():
@@ -312,6 +347,10 @@ class GreatExpectationsRunner:
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             })
         self.datasource = self.context.data_sources.add_or_update_spark("lakehouse", persist=False)
+        # saved by this runner: suite name -> (its JSON, the saved suite); checkpoint name -> ((the
+        # saved suite's id, its result format), the saved checkpoint)
+        self._suites: dict[str, tuple[str, Any]] = {}
+        self._checkpoints: dict[str, tuple[tuple[int, str], Any]] = {}
 
     def _batch_definition(self, name: str):
         try:
@@ -323,22 +362,49 @@ class GreatExpectationsRunner:
         except (KeyError, LookupError):
             return asset.add_batch_definition_whole_dataframe("whole")
 
+    def _suite(self, suite_json: dict[str, Any]):
+        """The suite ``suite_json`` as saved in the context (saved again only when it changed: every
+        checkpoint of the suite holds the saved object)."""
+        definition = json.dumps(suite_json, sort_keys=True, default=str)
+        saved = self._suites.get(suite_json["name"])
+        if saved is None or saved[0] != definition:  # (GE is handed a copy: it adds to a suite's meta)
+            saved = self._suites[suite_json["name"]] = (
+                definition, self.context.suites.add_or_update(self._gx.ExpectationSuite(**json.loads(definition))))
+        return saved[1]
+
+    def _checkpoint(self, name: str, suite_json: dict[str, Any], result_format: dict[str, Any]):
+        """The checkpoint ``name`` validating ``suite_json`` in ``result_format``, saved to the
+        context once per process and definition."""
+        gx = self._gx
+        suite = self._suite(suite_json)
+        definition = (id(suite), json.dumps(result_format, sort_keys=True))
+        saved = self._checkpoints.get(name)
+        if saved is not None and saved[0] == definition:
+            return saved[1]
+        validation = self.context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=name, data=self._batch_definition(suite.name), suite=suite))
+        checkpoint = self.context.checkpoints.add_or_update(gx.Checkpoint(
+            name=name, validation_definitions=[validation], actions=[], result_format=result_format))
+        self._checkpoints[name] = (definition, checkpoint)
+        return checkpoint
+
     def validate(self, name: str, df: DataFrame, suite_json: dict[str, Any], key_columns: list[str],
                  run_name: str) -> list[ExpectationOutcome]:
-        """Run ``suite_json`` on ``df`` as a checkpoint (results and Data Docs in the state folder)."""
+        """Run ``suite_json`` on ``df`` as a checkpoint (its results stored in the state folder),
+        again with failing-row details when an expectation fails. Persist ``df`` first when it is
+        expensive to compute: each checkpoint runs several Spark jobs on it."""
         gx = self._gx
-        suite = self.context.suites.add_or_update(gx.ExpectationSuite(**{**suite_json, "name": name}))
-        definition = self.context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=name, data=self._batch_definition(name), suite=suite))
-        checkpoint = self.context.checkpoints.add_or_update(gx.Checkpoint(
-            name=name, validation_definitions=[definition],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DATA_DOCS_SITE])],
+        suite_json = {**suite_json, "name": name}
+        run_id = gx.RunIdentifier(run_name=run_name)
+        result = self._checkpoint(name, suite_json, self.DECISION).run(batch_parameters={"dataframe": df},
+                                                                        run_id=run_id)
+        if not result.success:
             # SUMMARY: exact counts, and at most MAX_REPORTED_KEYS failing rows brought to the
             # driver (COMPLETE would collect every failing row's keys)
-            result_format={"result_format": "SUMMARY", "unexpected_index_column_names": key_columns,
-                           "partial_unexpected_count": MAX_REPORTED_KEYS},
-        ))
-        result = checkpoint.run(batch_parameters={"dataframe": df}, run_id=gx.RunIdentifier(run_name=run_name))
+            diagnosis = {"result_format": self.DIAGNOSIS, "unexpected_index_column_names": key_columns,
+                         "partial_unexpected_count": MAX_REPORTED_KEYS}
+            result = self._checkpoint(f"{name} failing rows", suite_json, diagnosis).run(
+                batch_parameters={"dataframe": df}, run_id=gx.RunIdentifier(run_name=run_name))
         outcomes = []
         for validation in result.run_results.values():
             for r in validation.results:
@@ -354,6 +420,31 @@ class GreatExpectationsRunner:
                     failing_keys=[{k: row.get(k) for k in key_columns} for row in index[:MAX_REPORTED_KEYS]],
                 ))
         return outcomes
+
+    def build_data_docs(self) -> Path:
+        """Render the Data Docs pages of the stored validation results that have none yet, and
+        the index; returns the index page."""
+        store = self.context.validation_results_store
+        pending = [key for key in store.list_keys() if not self._page(key).exists()]
+        if pending:  # (an empty list would make GE render every page again)
+            suites = {key.expectation_suite_identifier for key in pending}
+            self.context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=[*pending, *suites])
+        return self._settings.data_docs_dir / "index.html"
+
+    def _page(self, key) -> Path:
+        *folders, batch = key.to_tuple()
+        return self._settings.data_docs_dir.joinpath("validations", *folders, f"{batch}.html")
+
+
+_RUNNERS: dict[Path, GreatExpectationsRunner] = {}
+
+
+def ge_runner(settings: LakehouseSettings) -> GreatExpectationsRunner:
+    """The process's runner for the state folder of ``settings`` (its context and checkpoints are
+    created once, not per gate)."""
+    if settings.home not in _RUNNERS or not settings.home.joinpath("gx").is_dir():
+        _RUNNERS[settings.home] = GreatExpectationsRunner(settings)
+    return _RUNNERS[settings.home]
 
 
 def _table_names(spark: SparkSession, namespace: str) -> list[str]:
@@ -426,6 +517,11 @@ def _batch_frame(spark: SparkSession, reports: list[TableReport], suite: dict) -
 BATCH_COLUMNS = {"bronze": "_batch_id", "silver": "_source_batch_id", "quarantine": "batch_id"}
 
 
+def validates_batch_rows(registry: Registry, namespace: str, table: str) -> bool:
+    """Whether a gate validates only the batch's rows of ``namespace.table`` (``rows_to_validate``)."""
+    return namespace in BATCH_COLUMNS and (namespace != "silver" or registry.get(table).append_only)
+
+
 def rows_to_validate(spark: SparkSession, registry: Registry, namespace: str, table: str, branch: str,
                      batch_id: str) -> DataFrame:
     """What a gate validates of a staged table: the rows the batch added where rows are never
@@ -434,8 +530,8 @@ def rows_to_validate(spark: SparkSession, registry: Registry, namespace: str, ta
     cost follows the batch, not the table's age; the whole table otherwise."""
     ident = identifier(namespace, table)
     rows = spark.read.option("branch", branch).table(ident)
-    column = BATCH_COLUMNS.get(namespace)
-    if column is None or (namespace == "silver" and not registry.get(table).append_only):
+    column = BATCH_COLUMNS[namespace] if validates_batch_rows(registry, namespace, table) else None
+    if column is None:
         return rows
     if namespace == "silver":  # a silver batch also merges bronze batches it has not seen yet
         previous = iceberg.summary(spark, ident).get(f"{iceberg.PROPERTY_PREFIX}batch_id")
@@ -459,10 +555,15 @@ def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch
 
     Reported as one OpenLineage run (``lakehouse_<layer>_gate``): every table validated with the
     outcome of each expectation and the rows validated, every table published as an output;
-    FAIL (with the failing assertions) when the gate fails.
+    FAIL (with the failing assertions) when the gate fails. The Data Docs of its validations are
+    rendered once it has decided, whether it passed or failed.
     """
-    with lineage.lineage_run(settings, f"lakehouse_{layer}_gate") as reported:
-        return _gate(spark, settings, layer, batch_id, tables, reported)
+    try:
+        with lineage.lineage_run(settings, f"lakehouse_{layer}_gate") as reported:
+            return _gate(spark, settings, layer, batch_id, tables, reported)
+    finally:
+        if settings.home.joinpath("gx").is_dir():
+            ge_runner(settings).build_data_docs()
 
 
 def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id: str, tables: list[str] | None,
@@ -481,17 +582,22 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
     report = GateReport(layer, batch_id, [], already_published=[f"{layer}.{t}" for t in batch.published])
     if not batch.staged:
         return report
-    runner = GreatExpectationsRunner(settings)
+    runner = ge_runner(settings)
     staged = [(layer, t) for t in batch.staged] + [("quarantine", t) for t in
                                                     tables_on_branch(spark, "quarantine", branch, f"{layer}_")]
     registry = Registry.load(settings)
     for namespace, table in staged:
         ident = identifier(namespace, table)
-        df = rows_to_validate(spark, registry, namespace, table, branch, batch_id)
         suite = load_suite(settings, namespace, table)
         keys = list((suite.get("meta") or {}).get("primary_key", []))
-        outcomes = runner.validate(f"{namespace}.{table}", df, suite, keys, run_name=batch_id)
+        # read from the branch once (a local checkpoint: memory, spilling to disk; freed when
+        # dropped), so that every Great Expectations query scans the blocks, not the table
+        df = rows_to_validate(spark, registry, namespace, table, branch, batch_id).localCheckpoint()
         rows = df.count()
+        if rows == 0 and validates_batch_rows(registry, namespace, table) and only_row_checks(suite):
+            outcomes = []  # the batch added no rows: nothing for a row-level check to look at
+        else:
+            outcomes = runner.validate(f"{namespace}.{table}", df, suite, keys, run_name=batch_id)
         report.tables.append(TableReport(f"{namespace}.{table}", rows, all(o.success for o in outcomes),
                                          outcomes, iceberg.summary(spark, ident, branch), iceberg.summary(spark, ident)))
         reported.inputs.append(lineage.validated_table(iceberg.java_table(spark, ident).location(), rows, outcomes))
