@@ -83,6 +83,23 @@ def test_bronze_batch_volume_is_checked_against_the_previous_batch(spark, settin
     assert volume(100, None) == (True, "warn")
 
 
+def test_bronze_rows_landed_are_reconciled_with_the_rows_in_the_table(spark, settings):
+    """What the extract says it appended (``landed_rows``) must be what the gate counts in the
+    table for the batch (``batch_rows``): a row lost, or written twice, between the extract's
+    count and the commit fails the gate."""
+    from lakehouse_core.quality import TableReport
+
+    def reconciled(landed: int, counted: int) -> tuple[bool, str]:
+        state = {"lakehouse.source_rows": "120", "lakehouse.landed_rows": str(landed),
+                 "lakehouse.deferred_rows": "0", "lakehouse.future_rows": "0"}
+        report = TableReport("bronze.orders", counted, True, [], state, batch_rows=counted)
+        return _batch_outcomes(spark, settings, "bronze", report)["landed_rows, batch_rows"]
+
+    assert reconciled(100, 100) == (True, "fail")
+    assert reconciled(100, 99) == (False, "fail")
+    assert reconciled(100, 101) == (False, "fail")
+
+
 def test_silver_freshness_is_checked_against_the_logical_date(spark, settings):
     """Newest event on the logical date or the day before passes; three days before is flagged
     (warn); a table without event time is not checked."""

@@ -1,20 +1,22 @@
 """Healing quarantine: an order line that lands a batch before its order reaches silver exactly
 once, released by the batch that brings the order, and its quarantine row is closed; a newer
-version of a quarantined line decides instead of the quarantined one. Three gated batches
-(orders and order lines only) from a hand-written source.
+version of a quarantined line decides instead of the quarantined one; a suite's own rule of
+severity ``quarantine`` sets rows aside too. Three gated batches (orders and order lines only)
+from a hand-written source.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import shutil
 from contextlib import redirect_stdout
 
 import pytest
 
 from lakehouse_core import postgres
 from lakehouse_core.batch import DataInterval
-from lakehouse_core.quality import run_gate
+from lakehouse_core.quality import run_gate, suite_folder
 from lakehouse_core.registry import Registry
 
 pytestmark = pytest.mark.spark
@@ -39,14 +41,17 @@ LINE = """INSERT INTO order_items (id, order_id, product_id, unit_price, discoun
                          created_at) VALUES ({id}, {order}, 1, 100, 0, 1, 100, true, '{day} 10:00');
 """
 SOURCE = [
-    # lines 2, 3 and 5 name orders that are not there; order 4's status is unknown to silver
+    # lines 2, 3 and 5 name orders that are not there; order 4's status is unknown to silver;
+    # line 6's unit price is above what the module's silver suite accepts (it quarantines such lines)
     ORDER.format(id=1, day="2023-01-04", status="Pending") + ORDER.format(id=4, day="2023-01-04", status="Awaiting Payment")
     + "".join(LINE.format(id=i, order=o, day="2023-01-04")
-                                                   for i, o in ((1, 1), (2, 2), (3, 3), (5, 55))),
+                                                   for i, o in ((1, 1), (2, 2), (3, 3), (5, 55), (6, 1)))
+    + "UPDATE order_items SET unit_price = 5000 WHERE id = 6;",
     # order 2 comes (placed on day 1, committed late); line 3 now names another missing order;
-    # line 5 is corrected (re-read by the id lookback, a newer version)
+    # lines 5 and 6 are corrected (re-read by the id lookback, newer versions)
     ORDER.format(id=2, day="2023-01-04", status="Pending")
-    + "UPDATE order_items SET order_id = 33 WHERE id = 3; UPDATE order_items SET order_id = 1 WHERE id = 5;",
+    + "UPDATE order_items SET order_id = 33 WHERE id = 3; UPDATE order_items SET order_id = 1 WHERE id = 5;"
+    + "UPDATE order_items SET unit_price = 100 WHERE id = 6;",
     "SELECT 1",  # nothing new
 ]
 
@@ -58,12 +63,12 @@ def _quarantine_rows(spark, table: str = "order_items") -> dict[tuple[int, str],
 
 
 @pytest.fixture(scope="module")
-def healed(spark, settings, empty_lakehouse, source_sql):
-    """The three batches; before the third, a fix makes 'Awaiting Payment' a synonym of the order
-    status 'pending' and
-    ``lakehouse quarantine replay --table orders`` is run. Yields the quarantine rows of the
-    order lines after each batch, those of the orders after the second and third, and what the
-    replay printed."""
+def healed(spark, settings, empty_lakehouse, source_sql, tmp_path_factory):
+    """The three batches, with the shipped suites and in silver.order_items' one more rule,
+    ``unit_price <= 1000`` of severity ``quarantine``; before the third, a fix makes 'Awaiting Payment' a synonym of
+    the order status 'pending' and ``lakehouse quarantine replay --table orders`` is run. Yields
+    the quarantine rows of the order lines after each batch, those of the orders, what the replay
+    printed and line 6's unit prices in silver after each batch."""
     from lakehouse_bronze.extract import extract_tables
     from lakehouse_bronze.source import source_state
     from lakehouse_core.cli import main
@@ -71,14 +76,21 @@ def healed(spark, settings, empty_lakehouse, source_sql):
     from lakehouse_silver.vocabulary import VOCABULARIES
     from lakehouse_simulator.schema import create_source_schema
 
-    own = settings.model_copy(update={"source": settings.source.model_copy(update={"dbname": "quarantine_cases"})})
+    suites = tmp_path_factory.mktemp("suites")
+    shutil.copytree(suite_folder(settings, "silver").parent, suites, dirs_exist_ok=True)
+    order_items = json.loads((suites / "silver" / "order_items.json").read_text())
+    order_items["expectations"].append({"type": "expect_column_values_to_be_between", "meta": {"severity": "quarantine"},
+                                        "kwargs": {"column": "unit_price", "max_value": 1000}})
+    (suites / "silver" / "order_items.json").write_text(json.dumps(order_items))
+    own = settings.model_copy(update={"source": settings.source.model_copy(update={"dbname": "quarantine_cases"}),
+                                      "expectations_dir": suites})
     with postgres.connect(own.source, own) as conn:
         create_source_schema(conn)
         conn.cursor().execute(NO_FOREIGN_KEYS)
         conn.commit()
     registry = Registry.load(own)
     specs = [registry.get(t) for t in TABLES]
-    lines, orders, replay = [], [], io.StringIO()
+    lines, orders, replay, prices = [], [], io.StringIO(), []
     with pytest.MonkeyPatch.context() as fix:
         for interval, sql in zip(DAYS, SOURCE):
             if interval is DAYS[2]:
@@ -93,14 +105,15 @@ def healed(spark, settings, empty_lakehouse, source_sql):
             run_gate(spark, own, "silver", interval.batch_id, TABLES)
             lines.append(_quarantine_rows(spark))
             orders.append(_quarantine_rows(spark, "orders"))
-    return lines, orders, replay.getvalue()
+            prices.append([r.unit_price for r in spark.table("lakehouse.silver.order_items").where("id = 6").collect()])
+    return lines, orders, replay.getvalue(), prices
 
 
 def test_a_line_before_its_order_reaches_silver_once_when_the_order_arrives(healed, spark):
-    healed, _, _ = healed
+    healed, *_ = healed
     first, second, third = (d.batch_id for d in DAYS)
     assert healed[0] == {
-        (2, first): ("open", None), (3, first): ("open", None), (5, first): ("open", None)}
+        (2, first): ("open", None), (3, first): ("open", None), (5, first): ("open", None), (6, first): ("open", None)}
     # the batch that brings order 2 retries line 2's quarantined version, releases it and closes
     # its row, published with silver
     assert healed[1][(2, first)] == ("released", second)
@@ -118,7 +131,7 @@ def test_a_newer_version_of_a_quarantined_line_decides(healed, spark):
     """Line 5 corrected at the source: the new version is merged, the quarantined one superseded.
     Line 3 names another missing order: its new version takes over the open row, so one row per
     line is open at any time."""
-    healed, _, _ = healed
+    healed, *_ = healed
     first, second, _ = (d.batch_id for d in DAYS)
     lines = spark.table("lakehouse.silver.order_items")
     assert [(r.order_id, r._source_batch_id) for r in lines.where("id = 5").collect()] == [(1, second)]
@@ -135,7 +148,7 @@ def test_a_replay_after_a_fix_releases_rows_of_any_rule(healed, spark):
     from lakehouse_core.settings import get_settings
     from lakehouse_silver.quarantine import pending_replay
 
-    _, orders, replay = healed
+    _, orders, replay, _ = healed
     first, second, third = (d.batch_id for d in DAYS)
     assert orders[0] == orders[1] == {(4, first): ("open", None)}
     assert replay.strip() == "quarantine.silver_orders: 1 open row will be retried by the next silver batch"
@@ -143,6 +156,18 @@ def test_a_replay_after_a_fix_releases_rows_of_any_rule(healed, spark):
     released = spark.table("lakehouse.silver.orders").where("id = 4").collect()
     assert [(r.status, r._source_batch_id) for r in released] == [("pending", third)]
     assert pending_replay(spark, Registry.load(get_settings()).get("orders")) is None
+
+
+def test_a_suite_rule_of_severity_quarantine_sets_rows_aside(healed, spark):
+    """Line 6 landed with a unit price of 5,000: silver set it aside under the rule's name instead of
+    failing its gate (which passed, the rule holding in silver), and merged its correction, which
+    closed the quarantine row."""
+    *_, prices = healed
+    first, second, _ = (d.batch_id for d in DAYS)
+    rows = spark.table("lakehouse.quarantine.silver_order_items").where("rule LIKE 'expect_%'").collect()
+    assert [(json.loads(r.primary_key)["id"], r.rule, r.batch_id, r.status, r.closed_batch_id) for r in rows] == [
+        (6, "expect_column_values_to_be_between(unit_price)", first, "superseded", second)]
+    assert prices == [[], [100], [100]]
 
 
 def test_lakehouse_quarantine_lists_the_open_rows(healed, capsys):

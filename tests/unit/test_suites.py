@@ -34,7 +34,7 @@ def test_unknown_severity_is_an_error_naming_file_and_value(tmp_path):
         {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}, "meta": {"severity": "warning"}},
     ])
     with pytest.raises(ConfigurationError, match=rf"{path}: expectation 2 \(expect_column_values_to_be_unique\): "
-                                                 r"unknown meta.severity 'warning'; expected one of fail, warn"):
+                                                 r"unknown meta.severity 'warning'; expected one of fail, warn, quarantine"):
         load_suite(settings_with(tmp_path, tmp_path), "silver", "orders")
 
 
@@ -100,3 +100,25 @@ def test_suites_are_found_in_the_installed_wheels(tmp_path):
         assert "site-packages" in folder and str(REPO / "expectations") not in folder
         assert sorted(p.name for p in (REPO / "expectations" / layer).glob("*.json")) == files
         assert name.startswith(layer + ".")
+
+
+@pytest.mark.parametrize(("layer", "expectation", "error"), [
+    ("bronze", {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": 0}},
+     r"meta.severity 'quarantine' is for silver suites \(silver sets rows aside before its merge\), not bronze"),
+    ("silver", {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}},
+     "meta.severity 'quarantine' needs a column row rule, one of expect_column_values_to_not_be_null, "),
+    ("silver", {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": 0,
+                                                                         "mostly": 0.9}},
+     "meta.severity 'quarantine' sets aside every row that breaks the rule; 'mostly' does not apply"),
+])
+def test_a_quarantine_rule_silver_cannot_apply_is_refused(tmp_path, layer, expectation, error):
+    """Severity ``quarantine`` sets rows aside in silver before its merge: a bronze or gold rule, a
+    table-level check or a ``mostly`` rule cannot, and saying so beats a rule that is never applied."""
+    from lakehouse_core.quality import quarantine_rules
+
+    path = write_suite(tmp_path, layer, "order_items", [{**expectation, "meta": {"severity": "quarantine"}}])
+    with pytest.raises(ConfigurationError, match=rf"{path}: expectation 1 \({expectation['type']}\): {error}"):
+        load_suite(settings_with(tmp_path, tmp_path), layer, "order_items")
+    if layer == "silver":  # silver reads its rules without Great Expectations: the same refusal
+        with pytest.raises(ConfigurationError, match=rf"{path}: quarantine rule 1 \({expectation['type']}\): {error}"):
+            quarantine_rules(settings_with(tmp_path, tmp_path), "order_items")

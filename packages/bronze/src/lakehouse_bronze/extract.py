@@ -82,11 +82,14 @@ class TablePlan:
     def branch(self) -> str:
         return iceberg.audit_branch(self.batch_id)
 
-    def state_properties(self, watermark: dict | None, source_rows: int) -> dict[str, str]:
+    def state_properties(self, watermark: dict | None, source_rows: int, landed_rows: int) -> dict[str, str]:
         """The ``lakehouse.*`` properties committed with the batch's data (``*_rows``: validated by
-        the bronze ``_batch`` suite; ``source_rows``: the rows read from the source)."""
+        the bronze ``_batch`` suite; ``source_rows``: the rows read from the source; ``landed_rows``:
+        the rows this batch appends, new and changed versions and deletes, which the gate counts
+        again in the table)."""
         return {"lakehouse.batch_id": self.batch_id, "lakehouse.watermark": iceberg.encode(watermark),
                 "lakehouse.package_version": version(PACKAGE), "lakehouse.source_rows": str(source_rows),
+                "lakehouse.landed_rows": str(landed_rows),
                 "lakehouse.deferred_rows": str(self.deferred.rows), "lakehouse.future_rows": str(self.deferred.future)}
 
     def result(self, rows: int, deletes: int, watermark: dict | None, new_columns: tuple[str, ...] = ()) -> ExtractResult:
@@ -216,10 +219,9 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
         seen = new_rows.where("_op = 'upsert'").agg(F.max(plan.read.watermark_is_max_of)).first()[0]
     watermark = plan.watermark(seen)
 
+    by_op = {r["_op"]: r["count"] for r in new_rows.groupBy("_op").count().collect()}
     iceberg.stage(spark, ident, batch_id, lambda branch: new_rows.writeTo(branch).option("mergeSchema", "true").append(),
-                  PACKAGE, plan.state_properties(watermark, extracted.count()))
-    counts = new_rows.groupBy("_op").count().collect()
-    by_op = {r["_op"]: r["count"] for r in counts}
+                  PACKAGE, plan.state_properties(watermark, extracted.count(), sum(by_op.values())))
     return plan.result(by_op.get("upsert", 0), by_op.get("delete", 0), watermark, tuple(new_columns))
 
 
@@ -240,7 +242,7 @@ def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: l
     def commit(plan: TablePlan, job: landing.LandingJob, landed: landing.Landed) -> ExtractResult:
         watermark = plan.watermark(landed.max_value)
         staged = iceberg.StagedFiles(plan.branch, landed.files, f"_batch_id={plan.batch_id}",
-                                     plan.state_properties(watermark, landed.rows))
+                                     plan.state_properties(watermark, landed.rows, landed.rows))
         iceberg.create_table(spark, plan.ident, job.table_schema(), partition_by=["_batch_id"],
                              properties={"write.spark.accept-any-schema": "true"},
                              location=job.location, staged=staged)

@@ -87,7 +87,7 @@ def validated_table(location: str, rows: int, assertions: Sequence[Assertion]) -
         facets["dataQualityAssertions"] = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(assertions=[
             data_quality_assertions_dataset.Assertion(
                 assertion=a.expectation, success=a.success, column=a.column,
-                severity="error" if a.severity == "fail" else a.severity,
+                severity="warn" if a.severity == "warn" else "error",
                 name=f"{a.expectation}({a.column})" if a.column else a.expectation,
                 actual=f"{a.unexpected_count} unexpected rows")
             for a in assertions])

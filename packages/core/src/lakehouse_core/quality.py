@@ -7,7 +7,9 @@ when set. A registered bronze or silver table without a file gets a suite checki
 a missing folder, an unreadable file or an unknown ``meta.severity`` is an error.
 
 Each expectation carries ``meta.severity``: ``fail`` (the default) blocks the publish,
-``warn`` is reported only. ``_batch.json`` in a layer's folder, when present, validates the
+``warn`` is reported only, ``quarantine`` (silver suites, row rules of QUARANTINE_TYPES) has
+silver set aside every row version that breaks it in ``quarantine.silver_<table>`` under the
+rule's name ``<type>(<column>)`` before the merge; the gate then checks it like ``fail``. ``_batch.json`` in a layer's folder, when present, validates the
 batch's row counts: one row per staged table with its ``lakehouse.*_rows`` state properties
 (bronze: ``deferred_rows``, ``future_rows``; silver: ``quarantined_rows``).
 
@@ -50,7 +52,15 @@ logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 DATA_DOCS_SITE = "lakehouse"
 MAX_REPORTED_KEYS = 20
-SEVERITIES = ("fail", "warn")
+SEVERITIES = ("fail", "warn", "quarantine")
+#: severities whose failure blocks the publish (a ``quarantine`` rule holds once its rows are set aside)
+BLOCKING = ("fail", "quarantine")
+#: the row rules a silver suite may give severity ``quarantine`` (lakehouse_silver.quarantine
+#: turns each into a condition on a row)
+QUARANTINE_TYPES = ("expect_column_values_to_not_be_null", "expect_column_values_to_be_in_set",
+                    "expect_column_values_to_not_be_in_set", "expect_column_values_to_be_between",
+                    "expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex",
+                    "expect_column_value_lengths_to_be_between")
 BATCH_SUITE = "_batch"
 ROWS_SUFFIX = "_rows"
 #: ``lakehouse.measure.<name>`` properties (e.g. ``freshness_lag_days``): a layer's measure of the
@@ -95,10 +105,11 @@ class TableReport:
     outcomes: list[ExpectationOutcome]
     state: dict[str, str] = field(default_factory=dict)  # lakehouse.* properties of the staged batch
     previous: dict[str, str] = field(default_factory=dict)  # those of the previous published batch
+    batch_rows: int | None = None  # the rows the batch added, counted by the gate (append-only tables)
 
     @property
     def blocking_failures(self) -> list[ExpectationOutcome]:
-        return [o for o in self.outcomes if not o.success and o.severity == "fail"]
+        return [o for o in self.outcomes if not o.success and o.severity in BLOCKING]
 
     @property
     def warnings(self) -> list[ExpectationOutcome]:
@@ -180,7 +191,7 @@ def latest_results(settings: LakehouseSettings) -> list[LatestResult]:
         quarantined = table["state"].get(f"{iceberg.PROPERTY_PREFIX}quarantined_rows")
         results.append(LatestResult(
             name, report["batch_id"], len(outcomes) - len(failed), sum(o["severity"] == "warn" for o in failed),
-            sum(o["severity"] == "fail" for o in failed), table["row_count"],
+            sum(o["severity"] in BLOCKING for o in failed), table["row_count"],
             None if quarantined is None else int(quarantined),
             None if name.endswith(f".{BATCH_SUITE}") else name in report["published"],
             _data_docs_page(settings, name, report["batch_id"])))
@@ -245,9 +256,48 @@ def suite_folder(settings: LakehouseSettings, layer: str) -> Path:
     return folder
 
 
-def validate_suite(suite: dict[str, Any], source: str, pii_columns: set[str] = frozenset()) -> dict[str, Any]:
-    """Check a suite read from ``source``: every expectation type and ``meta.severity`` known, no expectation on a column
-    in ``pii_columns`` (its failing values would be copied into results and Data Docs).
+def _check_quarantine_rule(what: str, expectation: dict[str, Any], layer: str) -> None:
+    """Raises ConfigurationError unless ``expectation`` (severity ``quarantine``) is a row rule
+    silver can set rows aside for."""
+    kwargs = expectation.get("kwargs") or {}
+    if layer != "silver":
+        raise ConfigurationError(f"{what}: meta.severity 'quarantine' is for silver suites (silver sets rows "
+                                 f"aside before its merge), not {layer}")
+    if expectation.get("type") not in QUARANTINE_TYPES or "column" not in kwargs:
+        raise ConfigurationError(f"{what}: meta.severity 'quarantine' needs a column row rule, one of "
+                                 f"{', '.join(QUARANTINE_TYPES)}")
+    if "mostly" in kwargs:
+        raise ConfigurationError(f"{what}: meta.severity 'quarantine' sets aside every row that breaks the rule; "
+                                 "'mostly' does not apply")
+
+
+def quarantine_rules(settings: LakehouseSettings, table: str) -> list[dict[str, Any]]:
+    """The expectations of severity ``quarantine`` in silver's suite file of ``table`` (none
+    without a file), read without importing Great Expectations.
+
+    Raises ConfigurationError for an unreadable file or a rule silver cannot apply.
+    """
+    path = suite_folder(settings, "silver") / f"{table}.json"
+    if not path.exists():
+        return []
+    rules = [e for e in _read_suite(path).get("expectations") or [] if severity(e.get("meta")) == "quarantine"]
+    for number, rule in enumerate(rules, 1):
+        _check_quarantine_rule(f"{path}: quarantine rule {number} ({rule.get('type')})", rule, "silver")
+    return rules
+
+
+def _read_suite(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{path}: not a JSON suite ({exc})") from None
+
+
+def validate_suite(suite: dict[str, Any], source: str, pii_columns: set[str] = frozenset(),
+                   layer: str = "silver") -> dict[str, Any]:
+    """Check a suite of ``layer`` read from ``source``: every expectation type and ``meta.severity``
+    known (``quarantine`` only on silver row rules), no expectation on a column in ``pii_columns``
+    (its failing values would be copied into results and Data Docs).
 
     Raises ConfigurationError naming the file, the expectation and the value.
     """
@@ -266,6 +316,8 @@ def validate_suite(suite: dict[str, Any], source: str, pii_columns: set[str] = f
         value = severity(expectation.get("meta"))
         if value not in SEVERITIES:
             raise ConfigurationError(f"{what}: unknown meta.severity {value!r}; expected one of {', '.join(SEVERITIES)}")
+        if value == "quarantine":
+            _check_quarantine_rule(what, expectation, layer)
         kwargs = expectation.get("kwargs") or {}
         columns = {kwargs.get("column"), *(kwargs.get("column_list") or [])} & pii_columns
         if columns:
@@ -306,12 +358,8 @@ def load_suite(settings: LakehouseSettings, layer: str, table: str) -> dict[str,
         except RegistryError:
             pass
     if path.exists():
-        try:
-            suite = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(f"{path}: not a JSON suite ({exc})") from None
         pii = set(spec.pii) if spec is not None and layer == "bronze" else set()
-        return validate_suite(suite, str(path), pii)
+        return validate_suite(_read_suite(path), str(path), pii, layer)
     if spec is not None:
         return default_suite(layer, spec)
     raise SuiteNotFoundError(f"no expectation suite for {layer}.{table}: expected {path}")
@@ -483,9 +531,10 @@ def _batch_tables(spark: SparkSession, layer: str, branch: str, batch_id: str, e
 
 def _batch_values(report: TableReport) -> dict[str, int | Decimal]:
     """A table's batch-level values: ``lakehouse.*_rows`` counts (and each against the previous
-    published batch's, as a ratio, when that one was not 0), ``lakehouse.measure.*`` measures and
-    ``lakehouse.reconcile.*`` totals."""
-    values: dict[str, int | Decimal] = {}
+    published batch's, as a ratio, when that one was not 0), ``lakehouse.measure.*`` measures,
+    ``lakehouse.reconcile.*`` totals and, for an append-only table, ``batch_rows``: the rows of the
+    batch the gate counted in the table (what the layer's own counts are reconciled with)."""
+    values: dict[str, int | Decimal] = {} if report.batch_rows is None else {BATCH_ROWS: report.batch_rows}
     for key, value in report.state.items():
         name = key.removeprefix(iceberg.PROPERTY_PREFIX)
         if name.startswith(RECONCILE_PREFIX):
@@ -513,6 +562,8 @@ def _batch_frame(spark: SparkSession, reports: list[TableReport], suite: dict) -
     return spark.createDataFrame([(r.table, *[v.get(n) for n in names]) for r, v in zip(reports, values)], schema)
 
 
+#: the ``_batch`` column of the rows a batch added to an append-only table, as the gate counted them
+BATCH_ROWS = "batch_rows"
 #: the column naming the batch that wrote a row, where a gate validates only the batch's rows
 BATCH_COLUMNS = {"bronze": "_batch_id", "silver": "_source_batch_id", "quarantine": "batch_id"}
 
@@ -599,7 +650,8 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
         else:
             outcomes = runner.validate(f"{namespace}.{table}", df, suite, keys, run_name=batch_id)
         report.tables.append(TableReport(f"{namespace}.{table}", rows, all(o.success for o in outcomes),
-                                         outcomes, iceberg.summary(spark, ident, branch), iceberg.summary(spark, ident)))
+                                         outcomes, iceberg.summary(spark, ident, branch), iceberg.summary(spark, ident),
+                                         rows if validates_batch_rows(registry, namespace, table) else None))
         reported.inputs.append(lineage.validated_table(iceberg.java_table(spark, ident).location(), rows, outcomes))
     if (suite_folder(settings, layer) / f"{BATCH_SUITE}.json").exists():
         batch_reports = [r for r in report.tables if r.table.startswith(f"{layer}.")]

@@ -5,7 +5,10 @@ Rules (first failing rule wins, all are reported by name):
 * ``null_key``            a primary-key column is NULL;
 * ``unknown_<column>``    an enumerated column holds a value outside its vocabulary;
 * ``orphan_<column>``     a declared foreign key points at no row of the parent
-                          (the parent as staged by this run, i.e. its audit branch, else ``main``).
+                          (the parent as staged by this run, i.e. its audit branch, else ``main``);
+* ``<type>(<column>)``    a row rule of the table's silver suite with ``meta.severity``
+                          ``quarantine`` (``lakehouse_core.quality.QUARANTINE_TYPES``), e.g.
+                          ``expect_column_values_to_be_between(quantity)``.
 
 Each quarantined row keeps the rule, the batch id and the bronze values as JSON, with the
 table's PII columns masked exactly as silver masks them. Quarantine rows are staged on the
@@ -24,6 +27,7 @@ the table's next batch to retry every open row (``request_replay``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -68,8 +72,45 @@ def _parent_keys(spark: SparkSession, parent: str, branch: str) -> DataFrame | N
     return iceberg.read_ref(spark, ident, ref)
 
 
-def split(spark: SparkSession, candidates: DataFrame, spec: TableSpec, branch: str) -> tuple[DataFrame, DataFrame]:
-    """(rows that pass, rows that fail with a ``_rule`` column). Delete rows are never quarantined."""
+def breaks(rule: dict) -> Column:
+    """Whether a row breaks a suite's ``quarantine`` row rule (a GE column map expectation: NULL
+    passes every rule but ``not_be_null``, as in Great Expectations)."""
+    kwargs = rule["kwargs"]
+    value = F.col(kwargs["column"])
+    kind = rule["type"].removeprefix("expect_column_")
+    if kind == "values_to_not_be_null":
+        return value.isNull()
+    if kind == "values_to_be_between":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        broken = _any([(value <= low) if kwargs.get("strict_min") else (value < low)] if low is not None else [],
+                      [(value >= high) if kwargs.get("strict_max") else (value > high)] if high is not None else [])
+    elif kind in ("values_to_be_in_set", "values_to_not_be_in_set"):
+        broken = value.isin(list(kwargs["value_set"]))
+        broken = ~broken if kind == "values_to_be_in_set" else broken
+    elif kind in ("values_to_match_regex", "values_to_not_match_regex"):
+        broken = value.rlike(kwargs["regex"])
+        broken = ~broken if kind == "values_to_match_regex" else broken
+    elif kind == "value_lengths_to_be_between":
+        length, low, high = F.length(value), kwargs.get("min_value"), kwargs.get("max_value")
+        broken = _any([length < low] if low is not None else [], [length > high] if high is not None else [])
+    else:
+        raise ConfigurationError(f"quarantine rule {rule['type']}: not a row rule silver can apply")
+    return value.isNotNull() & broken
+
+
+def _any(*conditions: list[Column]) -> Column:
+    return functools.reduce(lambda a, b: a | b, [c for group in conditions for c in group], F.lit(False))
+
+
+def rule_name(rule: dict) -> str:
+    """The name a suite's quarantine rule gives its quarantine rows: ``<type>(<column>)``."""
+    return f"{rule['type']}({rule['kwargs']['column']})"
+
+
+def split(spark: SparkSession, candidates: DataFrame, spec: TableSpec, branch: str,
+          suite_rules: list[dict] = ()) -> tuple[DataFrame, DataFrame]:
+    """(rows that pass, rows that fail with a ``_rule`` column): the built-in rules, then
+    ``suite_rules`` (the table's suite's ``quarantine`` rules). Delete rows are never quarantined."""
     rules: list[tuple[str, Column]] = [
         ("null_key", F.greatest(*[F.col(k).isNull() for k in spec.primary_key]) if len(spec.primary_key) > 1
          else F.col(spec.primary_key[0]).isNull()),
@@ -87,6 +128,7 @@ def split(spark: SparkSession, candidates: DataFrame, spec: TableSpec, branch: s
         keys = parents.select(F.col(parent_column).alias(parent_key)).distinct()
         df = df.join(keys, F.col(column) == F.col(parent_key), "left")
         rules.append((f"orphan_{column}", F.col(column).isNotNull() & F.col(parent_key).isNull()))
+    rules.extend((rule_name(r), breaks(r)) for r in suite_rules)
     rule = F.lit(None).cast("string")
     for name, failed in reversed(rules):
         rule = F.when(failed, F.lit(name)).otherwise(rule)
@@ -224,6 +266,20 @@ def closings(spec: TableSpec, opened: DataFrame, latest: DataFrame, rejected: Da
             .join(merged, ["batch_id", "primary_key"], "left")
             .select("batch_id", "primary_key",
                     F.when(F.col("_released"), F.lit(RELEASED)).otherwise(F.lit(SUPERSEDED)).alias("status")))
+
+
+def superseded(spark: SparkSession, spec: TableSpec, new_bronze: DataFrame, retried: DataFrame | None) -> DataFrame | None:
+    """The open rows this batch does not retry (rules that cannot heal) whose key has a newer
+    bronze version in the batch (``batch_id``, ``primary_key``, ``status`` superseded): that
+    version decides the key (None: nothing open)."""
+    opened = open_rows(spark, spec, healing_only=False)
+    if opened is None:
+        return None
+    opened = opened.select("batch_id", "primary_key")
+    if retried is not None:
+        opened = opened.join(retried, ["batch_id", "primary_key"], "left_anti")
+    keys = new_bronze.select(key_json(spec).alias("primary_key")).distinct()
+    return opened.join(keys, "primary_key", "left_semi").withColumn("status", F.lit(SUPERSEDED))
 
 
 def stage(spark: SparkSession, rejected: DataFrame, spec: TableSpec, batch_id: str, package: str,

@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, TimestampNTZType
 
-from lakehouse_core import iceberg
+from lakehouse_core import iceberg, quality
 from lakehouse_core.batch import DataInterval
 from lakehouse_core.registry import TableSpec, identifier
 from lakehouse_core.schema import check_evolution, widened_columns
@@ -113,7 +113,7 @@ def changes_from_bronze(spark: SparkSession, settings: LakehouseSettings, spec: 
     """
     raw = bronze_rows.withColumn(quarantine.RAW_COLUMN, quarantine.raw_values(bronze_rows, spec, settings))
     conformed = TRANSFORMERS.get(spec.name, lambda d: d)(conform(raw, spec, settings))
-    accepted, rejected = quarantine.split(spark, conformed, spec, branch)
+    accepted, rejected = quarantine.split(spark, conformed, spec, branch, quality.quarantine_rules(settings, spec.name))
     latest = (latest_per_key(accepted, spec).withColumnRenamed("_batch_id", "_source_batch_id")
               .withColumn("_silver_updated_at", F.current_timestamp())
               .drop("_ingested_at", "_source_xid", quarantine.RAW_COLUMN))
@@ -213,6 +213,8 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
     if exists:  # an incompatible change fails here, before anything (quarantine included) is written
         check_evolution(silver, spark.table(silver).schema, table_columns.schema)
     closed = None if opened is None else quarantine.closings(spec, opened, latest, rejected)
+    stale = quarantine.superseded(spark, spec, new_bronze, opened)
+    closed = stale if closed is None else closed if stale is None else closed.unionByName(stale)
     quarantined, closed_rows = quarantine.stage(spark, rejected, spec, batch_id, PACKAGE, closed, replay)
 
     new_columns: list[str] = []
