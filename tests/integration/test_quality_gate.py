@@ -140,3 +140,28 @@ def test_row_level_suites_pass_on_no_rows_which_the_gate_skips(spark, settings):
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}}]}
     assert not only_row_checks(counted)
     assert not runner.validate("test.counted", empty.selectExpr("1 AS id").limit(0), counted, [], run_name="empty")[0].success
+
+
+@pytest.mark.parametrize("rule", [
+    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "code"}},
+    {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "code", "value_set": ["a", "b"]}},
+    {"type": "expect_column_values_to_not_be_in_set", "kwargs": {"column": "code", "value_set": ["b"]}},
+    {"type": "expect_column_values_to_be_between", "kwargs": {"column": "price", "min_value": 0, "max_value": 10}},
+    {"type": "expect_column_values_to_be_between", "kwargs": {"column": "price", "min_value": 0, "strict_min": True}},
+    {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "code", "regex": "^[a-c]$"}},
+    {"type": "expect_column_values_to_not_match_regex", "kwargs": {"column": "code", "regex": "z"}},
+    {"type": "expect_column_value_lengths_to_be_between", "kwargs": {"column": "code", "min_value": 1, "max_value": 2}},
+])
+def test_silver_sets_aside_exactly_the_rows_great_expectations_finds(spark, settings, rule):
+    """A suite rule of severity ``quarantine`` becomes a row condition in silver; the rows it sets
+    aside are the rows Great Expectations counts as unexpected for the same rule (NULLs included)."""
+    from lakehouse_core.quality import QUARANTINE_TYPES
+    from lakehouse_silver.quarantine import breaks
+
+    assert rule["type"] in QUARANTINE_TYPES
+    df = spark.createDataFrame([(1, "a", 5.0), (2, "b", 0.0), (3, "c", -1.0), (4, None, 11.0), (5, "zzz", None),
+                                (6, "", 10.0)], "id int, code string, price double")
+    suite = {"name": "t", "meta": {"primary_key": ["id"]}, "expectations": [{**rule, "meta": {"severity": "fail"}}]}
+    (outcome,) = GreatExpectationsRunner(settings).validate("test.quarantine_rule", df, suite, ["id"], run_name="rule")
+    set_aside = sorted(r.id for r in df.where(breaks(rule)).collect())
+    assert sorted(k["id"] for k in outcome.failing_keys) == set_aside and outcome.unexpected_count == len(set_aside)

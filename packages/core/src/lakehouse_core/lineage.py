@@ -78,8 +78,8 @@ class Assertion(Protocol):
 
 def validated_table(location: str, rows: int, assertions: Sequence[Assertion]) -> InputDataset:
     """An Iceberg table a gate read (the batch's rows on its audit branch), with the outcome of
-    every expectation (a ``fail`` expectation has the spec's severity ``error``; no assertions
-    facet when none ran: a batch without rows) and the rows validated."""
+    every expectation (a blocking one, ``fail`` or ``quarantine``, has the spec's severity ``error``;
+    no assertions facet when none ran: a batch without rows) and the rows validated."""
     namespace, name = _iceberg_name(location)
     facets: dict[str, Any] = {"dataQualityMetrics": data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet(
         columnMetrics={}, rowCount=rows)}

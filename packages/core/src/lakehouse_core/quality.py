@@ -9,9 +9,10 @@ a missing folder, an unreadable file or an unknown ``meta.severity`` is an error
 Each expectation carries ``meta.severity``: ``fail`` (the default) blocks the publish,
 ``warn`` is reported only, ``quarantine`` (silver suites, row rules of QUARANTINE_TYPES) has
 silver set aside every row version that breaks it in ``quarantine.silver_<table>`` under the
-rule's name ``<type>(<column>)`` before the merge; the gate then checks it like ``fail``. ``_batch.json`` in a layer's folder, when present, validates the
-batch's row counts: one row per staged table with its ``lakehouse.*_rows`` state properties
-(bronze: ``deferred_rows``, ``future_rows``; silver: ``quarantined_rows``).
+rule's name ``<type>(<column>)`` before the merge; the gate then checks it like ``fail``.
+``_batch.json`` in a layer's folder, when present, validates the batch's row counts: one row
+per staged table with its ``lakehouse.*_rows`` state properties (bronze: ``deferred_rows``,
+``future_rows``, ``landed_rows``; silver: ``quarantined_rows``) and the rows the gate counted.
 
 The gate publishes a layer's batch all or nothing, together with the quarantine tables
 ``quarantine.<layer>_*`` staged on the same audit branch. It refuses a batch whose tables
@@ -436,23 +437,33 @@ class GreatExpectationsRunner:
         self._checkpoints[name] = (definition, checkpoint)
         return checkpoint
 
+    def _run(self, name: str, suite_json: dict[str, Any], result_format: dict[str, Any], df: DataFrame, run_name: str):
+        from great_expectations.exceptions.resource_freshness import ResourceFreshnessAggregateError
+
+        def run():
+            return self._checkpoint(name, suite_json, result_format).run(
+                batch_parameters={"dataframe": df}, run_id=self._gx.RunIdentifier(run_name=run_name))
+
+        try:
+            return run()
+        except ResourceFreshnessAggregateError:  # another runner saved the suite since: save this one again
+            self._suites.pop(suite_json["name"], None)
+            self._checkpoints.pop(name, None)
+            return run()
+
     def validate(self, name: str, df: DataFrame, suite_json: dict[str, Any], key_columns: list[str],
                  run_name: str) -> list[ExpectationOutcome]:
         """Run ``suite_json`` on ``df`` as a checkpoint (its results stored in the state folder),
         again with failing-row details when an expectation fails. Persist ``df`` first when it is
         expensive to compute: each checkpoint runs several Spark jobs on it."""
-        gx = self._gx
         suite_json = {**suite_json, "name": name}
-        run_id = gx.RunIdentifier(run_name=run_name)
-        result = self._checkpoint(name, suite_json, self.DECISION).run(batch_parameters={"dataframe": df},
-                                                                        run_id=run_id)
+        result = self._run(name, suite_json, self.DECISION, df, run_name)
         if not result.success:
             # SUMMARY: exact counts, and at most MAX_REPORTED_KEYS failing rows brought to the
             # driver (COMPLETE would collect every failing row's keys)
             diagnosis = {"result_format": self.DIAGNOSIS, "unexpected_index_column_names": key_columns,
                          "partial_unexpected_count": MAX_REPORTED_KEYS}
-            result = self._checkpoint(f"{name} failing rows", suite_json, diagnosis).run(
-                batch_parameters={"dataframe": df}, run_id=gx.RunIdentifier(run_name=run_name))
+            result = self._run(f"{name} failing rows", suite_json, diagnosis, df, run_name)
         outcomes = []
         for validation in result.run_results.values():
             for r in validation.results:
@@ -581,9 +592,9 @@ def rows_to_validate(spark: SparkSession, registry: Registry, namespace: str, ta
     cost follows the batch, not the table's age; the whole table otherwise."""
     ident = identifier(namespace, table)
     rows = spark.read.option("branch", branch).table(ident)
-    column = BATCH_COLUMNS[namespace] if validates_batch_rows(registry, namespace, table) else None
-    if column is None:
+    if not validates_batch_rows(registry, namespace, table):
         return rows
+    column = BATCH_COLUMNS[namespace]
     if namespace == "silver":  # a silver batch also merges bronze batches it has not seen yet
         previous = iceberg.summary(spark, ident).get(f"{iceberg.PROPERTY_PREFIX}batch_id")
         return rows if previous is None else rows.where(F.col(column) > F.lit(previous))
@@ -645,13 +656,14 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
         # dropped), so that every Great Expectations query scans the blocks, not the table
         df = rows_to_validate(spark, registry, namespace, table, branch, batch_id).localCheckpoint()
         rows = df.count()
-        if rows == 0 and validates_batch_rows(registry, namespace, table) and only_row_checks(suite):
+        batch_slice = validates_batch_rows(registry, namespace, table)
+        if rows == 0 and batch_slice and only_row_checks(suite):
             outcomes = []  # the batch added no rows: nothing for a row-level check to look at
         else:
             outcomes = runner.validate(f"{namespace}.{table}", df, suite, keys, run_name=batch_id)
         report.tables.append(TableReport(f"{namespace}.{table}", rows, all(o.success for o in outcomes),
                                          outcomes, iceberg.summary(spark, ident, branch), iceberg.summary(spark, ident),
-                                         rows if validates_batch_rows(registry, namespace, table) else None))
+                                         rows if batch_slice else None))
         reported.inputs.append(lineage.validated_table(iceberg.java_table(spark, ident).location(), rows, outcomes))
     if (suite_folder(settings, layer) / f"{BATCH_SUITE}.json").exists():
         batch_reports = [r for r in report.tables if r.table.startswith(f"{layer}.")]
