@@ -584,19 +584,19 @@ def validates_batch_rows(registry: Registry, namespace: str, table: str) -> bool
     return namespace in BATCH_COLUMNS and (namespace != "silver" or registry.get(table).append_only)
 
 
-def rows_to_validate(spark: SparkSession, registry: Registry, namespace: str, table: str, branch: str,
-                     batch_id: str) -> DataFrame:
+def rows_to_validate(spark: SparkSession, namespace: str, table: str, branch: str, batch_id: str,
+                     batch_slice: bool, published: dict[str, str]) -> DataFrame:
     """What a gate validates of a staged table: the rows the batch added where rows are never
-    rewritten (bronze, append-only at every table; silver tables of append-only sources, the rows
-    landed since the last published batch; quarantine, the rows the batch quarantined), so the
-    cost follows the batch, not the table's age; the whole table otherwise."""
-    ident = identifier(namespace, table)
-    rows = spark.read.option("branch", branch).table(ident)
-    if not validates_batch_rows(registry, namespace, table):
+    rewritten (``batch_slice``, see ``validates_batch_rows``: bronze, append-only at every table;
+    silver tables of append-only sources, the rows landed since the last published batch, whose
+    state is ``published``; quarantine, the rows the batch quarantined), so the cost follows the
+    batch, not the table's age; the whole table otherwise."""
+    rows = spark.read.option("branch", branch).table(identifier(namespace, table))
+    if not batch_slice:
         return rows
     column = BATCH_COLUMNS[namespace]
     if namespace == "silver":  # a silver batch also merges bronze batches it has not seen yet
-        previous = iceberg.summary(spark, ident).get(f"{iceberg.PROPERTY_PREFIX}batch_id")
+        previous = published.get(f"{iceberg.PROPERTY_PREFIX}batch_id")
         return rows if previous is None else rows.where(F.col(column) > F.lit(previous))
     return rows.where(F.col(column) == F.lit(batch_id))
 
@@ -652,17 +652,18 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
         ident = identifier(namespace, table)
         suite = load_suite(settings, namespace, table)
         keys = list((suite.get("meta") or {}).get("primary_key", []))
+        batch_slice = validates_batch_rows(registry, namespace, table)
+        published = iceberg.summary(spark, ident)  # the state of the last published batch
         # read from the branch once (a local checkpoint: memory, spilling to disk; freed when
         # dropped), so that every Great Expectations query scans the blocks, not the table
-        df = rows_to_validate(spark, registry, namespace, table, branch, batch_id).localCheckpoint()
+        df = rows_to_validate(spark, namespace, table, branch, batch_id, batch_slice, published).localCheckpoint()
         rows = df.count()
-        batch_slice = validates_batch_rows(registry, namespace, table)
         if rows == 0 and batch_slice and only_row_checks(suite):
             outcomes = []  # the batch added no rows: nothing for a row-level check to look at
         else:
             outcomes = runner.validate(f"{namespace}.{table}", df, suite, keys, run_name=batch_id)
         report.tables.append(TableReport(f"{namespace}.{table}", rows, all(o.success for o in outcomes),
-                                         outcomes, iceberg.summary(spark, ident, branch), iceberg.summary(spark, ident),
+                                         outcomes, iceberg.summary(spark, ident, branch), published,
                                          rows if batch_slice else None))
         reported.inputs.append(lineage.validated_table(iceberg.java_table(spark, ident).location(), rows, outcomes))
     if (suite_folder(settings, layer) / f"{BATCH_SUITE}.json").exists():
