@@ -7,8 +7,19 @@
 # Debian's python3 has no pip and refuses `pip install` into itself (PEP 668). Only the uv binary
 # is linked into .tools/bin, which the Makefile puts first on PATH.
 #
+# --test also installs what only the tests need: Chromium and its WebDriver (a test opens the
+# Data Docs in a headless browser with networking disabled).
+#
 # LAKEHOUSE_SETUP_DRY_RUN=1 prints each installing command ("would run: ...") instead of running it.
 set -euo pipefail
+
+for_tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) for_tests=1 ;;
+    *) echo "install-system-deps.sh: unknown argument '$arg' (known: --test)" >&2; exit 2 ;;
+  esac
+done
 
 tools="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools"
 uv_venv="$tools/uv-venv"
@@ -31,6 +42,10 @@ if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev
   missing+=(postgresql)
 fi
 command -v runuser >/dev/null || missing+=(util-linux)
+if [ "$for_tests" = 1 ]; then
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+fi
 # uv needs `python3 -m venv`; Debian ships ensurepip (which venv uses for pip) only in python3-venv
 if ! command -v uv >/dev/null && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
   missing+=(python3-venv)

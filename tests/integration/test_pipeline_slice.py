@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import operator
+import os
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -510,6 +511,74 @@ def test_lakehouse_quality_prints_the_latest_result_per_table(spark, shop, capsy
         page = Path(row[8])
         assert page.is_file() and page.is_relative_to(shop.data_docs_dir) and row[1] in page.parts
         assert row[0] in page.read_text()
+
+
+def _open_offline(pages: list[Path], screenshots: Path) -> dict[str, dict]:
+    """Open each page in headless Chromium (Debian's chromium and chromium-driver, installed by
+    scripts/install-system-deps.sh) with networking disabled three ways: the browser offline, every
+    host name unresolvable, every request sent to a dead proxy. Per page: what the page shows of
+    its stylesheets and scripts, every URL it requested, its console errors; a screenshot of each
+    goes to ``screenshots``."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert browser and driver, "chromium and chromium-driver are not installed: run scripts/install-system-deps.sh"
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
+                 "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9",
+                 "--proxy-bypass-list=<-loopback>"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    chrome = webdriver.Chrome(service=Service(driver), options=options)
+    seen = {}
+    try:
+        chrome.execute_cdp_cmd("Network.enable", {})
+        chrome.execute_cdp_cmd("Network.emulateNetworkConditions",
+                               {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+        for page in pages:
+            chrome.get(page.as_uri())
+            shown = chrome.execute_script("""
+                const navbar = document.querySelector('nav.navbar');
+                return {navbar: getComputedStyle(navbar).display,
+                        font: getComputedStyle(document.body).fontFamily,
+                        icons: document.fonts.check('900 16px "Font Awesome 6 Free"'),
+                        tables: typeof (window.jQuery && jQuery.fn.bootstrapTable),
+                        state: document.readyState};""")
+            events = [json.loads(e["message"])["message"] for e in chrome.get_log("performance")]
+            shown["requests"] = sorted({e["params"]["request"]["url"] for e in events
+                                        if e["method"] == "Network.requestWillBeSent"})
+            shown["errors"] = [e["message"] for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
+            chrome.save_screenshot(str(screenshots / f"{page.stem}.png"))
+            seen[page.name] = shown
+    finally:
+        chrome.quit()
+    return seen
+
+
+def test_data_docs_render_fully_without_internet(shop):
+    """The Data Docs index and batch 3's failed bronze.orders page, opened offline: Bootstrap's
+    stylesheet applied (computed style), Font Awesome's font and bootstrap-table's script loaded,
+    nothing requested but local files, no console error. Screenshots are kept as test artifacts
+    (``$LAKEHOUSE_TEST_ARTIFACTS``, default ``test-artifacts/``)."""
+    site = shop.data_docs_dir
+    # the decision's page and, rendered after it, the failing rows' (SUMMARY) page
+    failed = sorted(site.glob(f"validations/bronze/orders/{DAY3.batch_id}/*/*.html"))[-1]
+    screenshots = Path(os.environ.get("LAKEHOUSE_TEST_ARTIFACTS", REPO / "test-artifacts")) / "data-docs"
+    screenshots.mkdir(parents=True, exist_ok=True)
+    seen = _open_offline([site / "index.html", failed], screenshots)
+    for page, shown in seen.items():
+        assert shown["state"] == "complete", page
+        assert shown["navbar"] == "flex", f"{page}: Bootstrap's stylesheet not applied"
+        assert "Segoe UI" in shown["font"], f"{page}: Bootstrap's font stack not applied"
+        assert shown["icons"] and shown["tables"] == "function", page
+        remote = [u for u in shown["requests"] if not u.startswith(("file://", "data:"))]
+        assert remote == [] and shown["errors"] == [], page
+        # the styles and scripts came from the site's vendored copies
+        assert sum("/static/vendor/" in u for u in shown["requests"]) >= 10, page
+        assert (screenshots / f"{Path(page).stem}.png").stat().st_size > 10_000
+    assert "total_price" in failed.read_text()
 
 
 def test_downstream_steps_refuse_a_batch_whose_upstream_is_not_published(spark, shop, capsys):

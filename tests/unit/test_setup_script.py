@@ -54,12 +54,14 @@ class FakeMachine:
                 (self.blocked / module / "__init__.py").write_text(f"raise ImportError('no {module} (Debian)')\n")
         _executable(self.bin / "python3", f"PYTHONPATH={shlex.quote(str(self.blocked))} exec {shlex.quote(sys.executable)} \"$@\"")
 
-    def plan(self) -> list[list[str]]:
-        """The commands the script would run, each split into its words."""
+    def run(self, *args: str) -> subprocess.CompletedProcess:
         env = {"PATH": str(self.bin), "HOME": str(self.repo), "LAKEHOUSE_SETUP_DRY_RUN": "1"}
-        result = subprocess.run(
-            [BASH, str(self.repo / "scripts" / SCRIPT.name)], env=env, capture_output=True, text=True, timeout=30
-        )
+        return subprocess.run([BASH, str(self.repo / "scripts" / SCRIPT.name), *args], env=env,
+                              capture_output=True, text=True, timeout=30)
+
+    def plan(self, *args: str) -> list[list[str]]:
+        """The commands the script would run, each split into its words."""
+        result = self.run(*args)
         assert result.returncode == 0, result.stderr
         return [shlex.split(line[len(DRY_RUN_PREFIX):]) for line in result.stdout.splitlines() if line.startswith(DRY_RUN_PREFIX)]
 
@@ -114,6 +116,22 @@ def test_other_debian_packages_share_one_apt_install(tmp_path):
     machine.python3(pip=False, ensurepip=False)
     (machine.bin / "java").unlink()
     assert machine.plan() == _apt(["openjdk-17-jre-headless", "python3-venv"]) + machine.uv_steps()
+
+
+def test_tests_also_need_chromium_and_its_webdriver(tmp_path):
+    machine = FakeMachine(tmp_path)
+    machine.python3(pip=False, ensurepip=False)
+    machine.stub("uv")
+    assert machine.plan() == []
+    assert machine.plan("--test") == _apt(["chromium", "chromium-driver"])
+    machine.stub("chromium")
+    machine.stub("chromedriver")
+    assert machine.plan("--test") == []
+
+
+def test_an_unknown_argument_is_an_error(tmp_path):
+    result = FakeMachine(tmp_path).run("--tests")
+    assert result.returncode == 2 and "unknown argument '--tests' (known: --test)" in result.stderr
 
 
 def test_makefile_puts_project_tools_first_on_path_and_git_ignores_them():

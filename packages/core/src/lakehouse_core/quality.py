@@ -43,7 +43,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse_core import iceberg, lineage
+from lakehouse_core import data_docs, iceberg, lineage
 from lakehouse_core.errors import ConfigurationError, LakehouseError, UpstreamNotPublishedError
 from lakehouse_core.registry import Registry, RegistryError, TableSpec, identifier
 from lakehouse_core.settings import CATALOG_NAME, LakehouseSettings
@@ -482,13 +482,18 @@ class GreatExpectationsRunner:
 
     def build_data_docs(self) -> Path:
         """Render the Data Docs pages of the stored validation results that have none yet, and
-        the index; returns the index page."""
+        the index, pointed at the vendored CDN assets (``data_docs``); returns the index page.
+        Raises DataDocsError when a page loads an asset that is not vendored."""
+        site = self._settings.data_docs_dir
         store = self.context.validation_results_store
         pending = [key for key in store.list_keys() if not self._page(key).exists()]
         if pending:  # (an empty list would make GE render every page again)
             suites = {key.expectation_suite_identifier for key in pending}
             self.context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=[*pending, *suites])
-        return self._settings.data_docs_dir / "index.html"
+            data_docs.make_offline(site, [site / "index.html", *map(self._page, pending),
+                                          *(site.joinpath("expectations", *s.to_tuple()).with_suffix(".html")
+                                            for s in suites)])
+        return site / "index.html"
 
     def _page(self, key) -> Path:
         *folders, batch = key.to_tuple()
