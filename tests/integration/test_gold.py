@@ -210,6 +210,8 @@ def trap_shop(spark, settings, empty_lakehouse, source_sql):
         state[day] = {"rows": {t: _rows(spark, t) for t in GOLD_TABLES if t.startswith(("mart_", "dim_customer"))},
                       "touched": {t: json.loads(iceberg.summary(spark, identifier("gold", t))["lakehouse.touched_days"])
                                   for t in GOLD_TABLES},
+                      # what the gate validated of each table: (rows, rows the batch rebuilt)
+                      "validated": {t.table: (t.row_count, t.batch_rows) for t in report.tables},
                       # after days of incremental runs (a day's wrong rows stay wrong until rebuilt)
                       "full_rebuild": _full_rebuild_differences(spark, own, interval) if day == D3 else None}
     yield own, state
@@ -373,6 +375,21 @@ def test_daily_runs_rebuild_only_the_days_the_silver_changes_touch(trap_shop):
     # review dated day 3 already lands, out of view
     assert touched[D2]["mart_inventory_daily"] == days[1:2]
     assert touched[D2]["mart_product_performance"] == days
+
+
+def test_the_gold_gate_validates_the_days_a_batch_rebuilt(trap_shop, spark):
+    """Day 3 rebuilt fct_orders' day 2023-01-06 only: its gate validated those rows, not the
+    table's history; mart_customer_360, rebuilt whole, all its rows; fct_shipments, no day rebuilt,
+    none. The first batch built every day: all rows."""
+    _, state = trap_shop
+    orders = spark.table("lakehouse.gold.fct_orders")
+    day3 = orders.where("order_day = DATE '2023-01-06'").count()
+    assert 0 < day3 < orders.count()
+    assert state[D3]["validated"]["gold.fct_orders"] == (day3, day3)
+    assert state[D3]["validated"]["gold.mart_customer_360"] == (
+        spark.table("lakehouse.gold.mart_customer_360").count(), None)
+    assert state[D3]["validated"]["gold.fct_shipments"] == (0, 0)
+    assert state[D1]["validated"]["gold.fct_orders"][1] is None
 
 
 def test_after_the_daily_runs_every_table_equals_a_full_rebuild_from_silver(trap_shop):

@@ -513,6 +513,27 @@ def test_lakehouse_quality_prints_the_latest_result_per_table(spark, shop, capsy
         assert row[0] in page.read_text()
 
 
+def test_referential_integrity_is_checked_against_the_parent_the_batch_publishes(spark, shop):
+    """silver.order_items' suite declares the registry's foreign key order_id -> orders.id as a query
+    reading silver.orders: the published lines pass; a line naming an order silver does not hold
+    fails it, counted, while every row-level check still passes."""
+    from lakehouse_core.quality import GreatExpectationsRunner, load_suite, resolve_tables
+
+    suite = resolve_tables(spark, load_suite(shop, "silver", "order_items"), iceberg.audit_branch("none"))
+    (query,) = [e["kwargs"]["unexpected_rows_query"] for e in suite["expectations"]
+                if e["type"] == "unexpected_rows_expectation"]
+    assert "lakehouse.silver.orders p" in query and "{" not in query.replace("{batch}", "")
+    lines = spark.table("lakehouse.silver.order_items")
+    orphan = lines.limit(1).withColumn("id", F.lit(10**9)).withColumn("order_id", F.lit(10**9))
+
+    def failures(df, run):
+        outcomes = GreatExpectationsRunner(shop).validate("silver.order_items", df, suite, ["id"], run_name=run)
+        return [(o.expectation, o.column, o.unexpected_count) for o in outcomes if not o.success]
+
+    assert failures(lines, "ri-published") == []
+    assert failures(lines.unionByName(orphan), "ri-orphan") == [("unexpected_rows_expectation", "order_id", 1)]
+
+
 def _open_offline(pages: list[Path], screenshots: Path) -> dict[str, dict]:
     """Open each page in headless Chromium (Debian's chromium and chromium-driver, installed by
     scripts/install-system-deps.sh) with networking disabled three ways: the browser offline, every

@@ -122,24 +122,29 @@ def test_row_level_suites_pass_on_no_rows_which_the_gate_skips(spark, settings):
     a suite with a table-level expectation (a row count) is still run."""
     from lakehouse_core.quality import load_suite, only_row_checks
 
-    shipped = [load_suite(settings, layer, table) for layer in ("bronze", "silver")
-               for table in ("orders", "order_items", "customer_activity_log")]
+    shipped = [load_suite(settings, layer, table) for layer, table in (
+        ("bronze", "orders"), ("bronze", "order_items"), ("bronze", "customer_activity_log"),
+        ("silver", "orders"), ("silver", "customer_activity_log"))]
     assert all(only_row_checks(suite) for suite in shipped)
+    # a query expectation (silver lines' referential integrity) is not a row check: it always runs
+    assert not only_row_checks(load_suite(settings, "silver", "order_items"))
     types = sorted({e["type"] for suite in shipped for e in suite["expectations"]})
     assert {"expect_column_values_to_be_in_set", "expect_column_values_to_be_between",
-            "expect_column_values_to_be_unique"} <= set(types)
-    columns = {e["kwargs"]["column"] for suite in shipped for e in suite["expectations"] if "column" in e["kwargs"]}
-    empty = spark.createDataFrame([], ", ".join(f"`{c}` double" if "price" in c or "amount" in c or "quantity" in c
-                                                else f"`{c}` string" for c in sorted(columns)))
+            "expect_column_values_to_be_unique", "expect_column_values_to_be_in_type_list"} <= set(types)
+    ddl = {"IntegerType": "int", "LongType": "bigint", "StringType": "string", "DecimalType": "decimal(12,2)",
+           "TimestampType": "timestamp", "TimestampNTZType": "timestamp_ntz", "DateType": "date"}
     runner = GreatExpectationsRunner(settings)
     for number, suite in enumerate(shipped):
+        declared = {e["kwargs"]["column"]: ddl[e["kwargs"]["type_list"][-1]] for e in suite["expectations"]
+                    if e["type"] == "expect_column_values_to_be_in_type_list"}
+        empty = spark.createDataFrame([], ", ".join(f"`{c}` {t}" for c, t in sorted(declared.items())))
         outcomes = runner.validate(f"test.empty_{number}", empty, suite, [], run_name="empty")
         assert outcomes and all(o.success for o in outcomes), suite["name"]
     counted = {"name": "t", "expectations": [
         {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}},
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}}]}
     assert not only_row_checks(counted)
-    assert not runner.validate("test.counted", empty.selectExpr("1 AS id").limit(0), counted, [], run_name="empty")[0].success
+    assert not runner.validate("test.counted", spark.range(0), counted, [], run_name="empty")[0].success
 
 
 @pytest.mark.parametrize("rule", [
@@ -165,3 +170,27 @@ def test_silver_sets_aside_exactly_the_rows_great_expectations_finds(spark, sett
     (outcome,) = GreatExpectationsRunner(settings).validate("test.quarantine_rule", df, suite, ["id"], run_name="rule")
     set_aside = sorted(r.id for r in df.where(breaks(rule)).collect())
     assert sorted(k["id"] for k in outcome.failing_keys) == set_aside and outcome.unexpected_count == len(set_aside)
+
+
+@pytest.mark.parametrize(("broken", "ddl"), [
+    (None, "id int, status string, order_date timestamp, total_price decimal(12,2)"),
+    (None, "id bigint, status string, order_date timestamp, total_price decimal(18,2)"),  # widened: still its family
+    ("total_price", "id int, status string, order_date timestamp, total_price double"),
+    ("id", "id string, status string, order_date timestamp, total_price decimal(12,2)"),
+], ids=["as-declared", "widened", "amount-as-float", "key-as-text"])
+def test_silver_suites_check_column_types(spark, settings, broken, ddl):
+    """silver.orders' shipped suite declares each column's type family: money must stay decimal (a
+    float silently rounds cents), keys integral (a widening the layers accept, int to bigint, stays
+    valid); every other check passes on the same values."""
+    from decimal import Decimal
+
+    from lakehouse_core.quality import load_suite
+
+    suite = load_suite(settings, "silver", "orders")
+    df = spark.sql("SELECT 1 AS id, 'pending' AS status, TIMESTAMP '2023-01-04 03:00:00' AS order_date, "
+                   "100.00 AS total_price").selectExpr(*[f"CAST({c.split()[0]} AS {c.split()[1]}) AS {c.split()[0]}"
+                                                           for c in ddl.split(", ")])
+    assert df.first().total_price in (Decimal("100.00"), 100.0)
+    outcomes = GreatExpectationsRunner(settings).validate("silver.orders", df, suite, ["id"], run_name=f"types-{broken}")
+    failed = [(o.expectation, o.column) for o in outcomes if not o.success]
+    assert failed == ([] if broken is None else [("expect_column_values_to_be_in_type_list", broken)])

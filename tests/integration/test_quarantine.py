@@ -11,12 +11,13 @@ import io
 import json
 import shutil
 from contextlib import redirect_stdout
+from typing import NamedTuple
 
 import pytest
 
-from lakehouse_core import postgres
+from lakehouse_core import iceberg, postgres
 from lakehouse_core.batch import DataInterval
-from lakehouse_core.quality import run_gate, suite_folder
+from lakehouse_core.quality import QualityGateFailed, run_gate, suite_folder
 from lakehouse_core.registry import Registry
 
 pytestmark = pytest.mark.spark
@@ -72,6 +73,7 @@ def healed(spark, settings, empty_lakehouse, source_sql, tmp_path_factory):
     from lakehouse_bronze.extract import extract_tables
     from lakehouse_bronze.source import source_state
     from lakehouse_core.cli import main
+    from lakehouse_silver import reconcile
     from lakehouse_silver.transform import transform_table
     from lakehouse_silver.vocabulary import VOCABULARIES
     from lakehouse_simulator.schema import create_source_schema
@@ -83,14 +85,15 @@ def healed(spark, settings, empty_lakehouse, source_sql, tmp_path_factory):
                                         "kwargs": {"column": "unit_price", "max_value": 1000}})
     (suites / "silver" / "order_items.json").write_text(json.dumps(order_items))
     own = settings.model_copy(update={"source": settings.source.model_copy(update={"dbname": "quarantine_cases"}),
-                                      "expectations_dir": suites})
+                                      "expectations_dir": suites,
+                                      "quality": settings.quality.model_copy(update={"reconcile_every_days": 1})})
     with postgres.connect(own.source, own) as conn:
         create_source_schema(conn)
         conn.cursor().execute(NO_FOREIGN_KEYS)
         conn.commit()
     registry = Registry.load(own)
     specs = [registry.get(t) for t in TABLES]
-    lines, orders, replay, prices = [], [], io.StringIO(), []
+    lines, orders, replay, prices, reconciled = [], [], io.StringIO(), [], []
     with pytest.MonkeyPatch.context() as fix:
         for interval, sql in zip(DAYS, SOURCE):
             if interval is DAYS[2]:
@@ -106,11 +109,23 @@ def healed(spark, settings, empty_lakehouse, source_sql, tmp_path_factory):
             lines.append(_quarantine_rows(spark))
             orders.append(_quarantine_rows(spark, "orders"))
             prices.append([r.unit_price for r in spark.table("lakehouse.silver.order_items").where("id = 6").collect()])
-    return lines, orders, replay.getvalue(), prices
+            reconciled.append({t: tuple(iceberg.summary(spark, f"lakehouse.silver.{t}").get(p) for p in
+                                        (reconcile.EXPECTED, reconcile.HELD)) for t in TABLES})
+    return Healed(lines, orders, replay.getvalue(), prices, reconciled, own, specs)
+
+
+class Healed(NamedTuple):
+    lines: list  # the quarantine rows of the order lines after each batch
+    orders: list  # those of the orders
+    replay: str  # what the replay printed
+    prices: list  # line 6's unit prices in silver after each batch
+    reconciled: list  # per batch and table: silver's current rows expected from bronze, and held
+    settings: object
+    specs: list
 
 
 def test_a_line_before_its_order_reaches_silver_once_when_the_order_arrives(healed, spark):
-    healed, *_ = healed
+    healed = healed.lines
     first, second, third = (d.batch_id for d in DAYS)
     assert healed[0] == {
         (2, first): ("open", None), (3, first): ("open", None), (5, first): ("open", None), (6, first): ("open", None)}
@@ -131,7 +146,7 @@ def test_a_newer_version_of_a_quarantined_line_decides(healed, spark):
     """Line 5 corrected at the source: the new version is merged, the quarantined one superseded.
     Line 3 names another missing order: its new version takes over the open row, so one row per
     line is open at any time."""
-    healed, *_ = healed
+    healed = healed.lines
     first, second, _ = (d.batch_id for d in DAYS)
     lines = spark.table("lakehouse.silver.order_items")
     assert [(r.order_id, r._source_batch_id) for r in lines.where("id = 5").collect()] == [(1, second)]
@@ -148,7 +163,7 @@ def test_a_replay_after_a_fix_releases_rows_of_any_rule(healed, spark):
     from lakehouse_core.settings import get_settings
     from lakehouse_silver.quarantine import pending_replay
 
-    _, orders, replay, _ = healed
+    orders, replay = healed.orders, healed.replay
     first, second, third = (d.batch_id for d in DAYS)
     assert orders[0] == orders[1] == {(4, first): ("open", None)}
     assert replay.strip() == "quarantine.silver_orders: 1 open row will be retried by the next silver batch"
@@ -162,7 +177,7 @@ def test_a_suite_rule_of_severity_quarantine_sets_rows_aside(healed, spark):
     """Line 6 landed with a unit price of 5,000: silver set it aside under the rule's name instead of
     failing its gate (which passed, the rule holding in silver), and merged its correction, which
     closed the quarantine row."""
-    *_, prices = healed
+    prices = healed.prices
     first, second, _ = (d.batch_id for d in DAYS)
     rows = spark.table("lakehouse.quarantine.silver_order_items").where("rule LIKE 'expect_%'").collect()
     assert [(json.loads(r.primary_key)["id"], r.rule, r.batch_id, r.status, r.closed_batch_id) for r in rows] == [
@@ -186,3 +201,42 @@ def test_a_replay_of_a_table_never_quarantined_is_one_clear_error(healed, capsys
     assert main(["quarantine", "replay", "--table", "customers"]) == 3
     assert capsys.readouterr().err.strip().endswith(
         "quarantine.silver_customers does not exist: no row of silver.customers was ever quarantined")
+
+
+def test_silver_current_state_is_reconciled_with_bronze(healed):
+    """Every batch (quarantines, a release, a supersede, a replay) published silver holding exactly
+    the keys whose latest accepted bronze version is not a delete: order 1, then 1 and 2, then 1, 2
+    and 4 (released by the replay); line 1, then lines 1, 2, 5 and 6 (line 3 still an orphan)."""
+    assert healed.reconciled == [{"orders": ("1", "1"), "order_items": ("1", "1")},
+                                 {"orders": ("2", "2"), "order_items": ("4", "4")},
+                                 {"orders": ("3", "3"), "order_items": ("4", "4")}]
+
+
+def test_a_merge_that_loses_a_row_fails_the_reconciliation(healed, spark, source_sql, monkeypatch):
+    """A fourth batch whose MERGE into silver.order_items also drops line 1 (a bug made on purpose):
+    silver's gate fails on the reconciliation naming the table, and nothing is published."""
+    from lakehouse_bronze.extract import extract_tables
+    from lakehouse_bronze.source import source_state
+    from lakehouse_silver import transform
+
+    own, day = healed.settings, DataInterval.parse("2023-01-07T00:00:00+07:00", "2023-01-08T00:00:00+07:00")
+    source_sql(own, LINE.format(id=7, order=1, day="2023-01-07"), day.end_in_zone(own.source_zone).isoformat(" "))
+    extract_tables(spark, own, healed.specs, day, source_state(own))
+    run_gate(spark, own, "bronze", day.batch_id, TABLES)
+    merge = transform.merge_into
+
+    def lossy_merge(spark, target, changes, spec):
+        merge(spark, target, changes, spec)
+        if spec.name == "order_items":
+            spark.sql(f"DELETE FROM {target} WHERE id = 1")
+
+    monkeypatch.setattr(transform, "merge_into", lossy_merge)
+    for spec in healed.specs:
+        transform.transform_table(spark, own, spec, day)
+    with pytest.raises(QualityGateFailed) as failed:
+        run_gate(spark, own, "silver", day.batch_id, TABLES)
+    (failure,) = [line for line in str(failed.value).splitlines() if "current_rows" in line]
+    assert failure.strip().startswith("silver._batch: expect_column_pair_values_to_be_equal(current_rows_bronze, "
+                                      "current_rows_silver) failed on 1 row(s)")
+    assert '"silver.order_items"' in failure
+    assert spark.table("lakehouse.silver.order_items").where("id = 1").count() == 1

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import pytest
 
 from lakehouse_core.batch import BatchOrderError, DataInterval, check_not_older
@@ -106,3 +108,17 @@ def test_cli_prints_a_settings_error_as_one_line(monkeypatch, capsys):
         settings.get_settings.cache_clear()
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("lakehouse: error: unknown setting(s): LAKEHOUSE_SOURCE__DATABASE")
+
+
+@pytest.mark.parametrize(("every", "days_reconciled"), [(1, 14), (7, 2), (0, 0)])
+def test_silver_reconciliation_runs_on_the_scheduled_batches(every, days_reconciled):
+    """Daily batches over two weeks: every batch, one a week (the same weekday each week), never."""
+    from lakehouse_core.settings import QualitySettings
+
+    quality = QualitySettings(reconcile_every_days=every)
+    days = [DataInterval.parse(f"2023-01-{d:02d}T00:00:00+07:00", f"2023-01-{d + 1:02d}T00:00:00+07:00")
+            for d in range(1, 15)]
+    due = [d for d in days if quality.reconciles(d, "Asia/Ho_Chi_Minh")]
+    assert len(due) == days_reconciled
+    if every == 7:
+        assert due[1].start - due[0].start == timedelta(days=7)

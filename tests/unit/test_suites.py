@@ -122,3 +122,26 @@ def test_a_quarantine_rule_silver_cannot_apply_is_refused(tmp_path, layer, expec
     if layer == "silver":  # silver reads its rules without Great Expectations: the same refusal
         with pytest.raises(ConfigurationError, match=rf"{path}: quarantine rule 1 \({expectation['type']}\): {error}"):
             quarantine_rules(settings_with(tmp_path, tmp_path), "order_items")
+
+
+@pytest.mark.parametrize(("query", "error"), [
+    ("SELECT * FROM {batch} b LEFT ANTI JOIN {silver.orders} p ON b.order_id = p.id", None),
+    ("SELECT * FROM {batch} b LEFT ANTI JOIN {silver.order} p ON b.order_id = p.id", None),  # checked at the gate
+    ("SELECT * FROM {batch} b LEFT ANTI JOIN {lakehouse.orders} p ON b.order_id = p.id",
+     r"unexpected_rows_query placeholder \{lakehouse\.orders\} is neither \{batch\} nor a table"),
+    ("SELECT * FROM lakehouse.silver.order_items", r"unexpected_rows_query does not read \{batch\}, the rows validated"),
+    ("SELECT * FROM {batch} WHERE raw LIKE '{%'", r"unexpected_rows_query: .* \(a literal brace is written twice\)"),
+], ids=["table", "unknown-table", "not-a-layer", "no-batch", "lone-brace"])
+def test_a_query_expectation_reads_the_batch_and_tables_by_layer(tmp_path, query, error):
+    """A referential-integrity query names other tables as {<layer>.<table>} (the gate reads them as the
+    batch sees them); any other placeholder, or a query ignoring the validated rows, is refused."""
+    write_suite(tmp_path, "silver", "order_items", [
+        {"type": "unexpected_rows_expectation", "kwargs": {"unexpected_rows_query": query},
+         "meta": {"severity": "fail", "column": "order_id"}}])
+    settings = settings_with(tmp_path, tmp_path)
+    if error is None:
+        assert load_suite(settings, "silver", "order_items")["expectations"][0]["kwargs"]["unexpected_rows_query"] == query
+    else:
+        with pytest.raises(ConfigurationError, match=r"order_items\.json: expectation 1 \(unexpected_rows_expectation\): "
+                                                     + error):
+            load_suite(settings, "silver", "order_items")

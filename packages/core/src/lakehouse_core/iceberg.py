@@ -107,6 +107,15 @@ def partition_values(spark: SparkSession, ident: str) -> set:
     return {row[0] for row in spark.table(f"{ident}.partitions").select("partition.*").collect()}
 
 
+def identity_partition_column(spark: SparkSession, ident: str) -> str | None:
+    """The column of ``ident``'s first partition field when that field is an identity partition."""
+    table = java_table(spark, ident)
+    fields = list(table.spec().fields())
+    if not fields or not fields[0].transform().isIdentity():
+        return None
+    return str(table.schema().findColumnName(fields[0].sourceId()))
+
+
 def table_location(warehouse_uri: str, ident: str) -> str:
     """``<warehouse>/<namespace>/<table>`` for ``ident`` (``<catalog>.<namespace>.<table>``): a folder
     known before the table exists (pass it to ``create_table``)."""

@@ -22,7 +22,7 @@ names every failing expectation, the primary keys of (at most MAX_REPORTED_KEYS 
 failing rows and each table's batch state.
 
 What a gate costs follows the batch, not the table's age or the suites' detail: append-only
-tables are validated on the batch's rows (``rows_to_validate``), each table is read from its
+tables are validated on the batch's rows (``batch_rows_filter``), each table is read from its
 branch once and held in memory while Great Expectations queries it, a passing table costs only
 GE's ``BOOLEAN_ONLY`` checks (failing rows are looked up only when an expectation fails), and
 the Data Docs pages of a gate are rendered together once it has decided.
@@ -33,13 +33,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import time
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from decimal import Decimal
 from importlib.metadata import entry_points
 from pathlib import Path
+from string import Formatter
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -63,6 +67,11 @@ QUARANTINE_TYPES = ("expect_column_values_to_not_be_null", "expect_column_values
                     "expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex",
                     "expect_column_value_lengths_to_be_between")
 BATCH_SUITE = "_batch"
+#: GE's query expectation: the rows ``unexpected_rows_query`` returns are the failing rows (its
+#: ``meta.column`` names the column it checks); besides ``{batch}``, the query may read other
+#: tables as ``{<layer>.<table>}``: the table as the batch sees it (``resolve_tables``)
+UNEXPECTED_ROWS = "unexpected_rows_expectation"
+_TABLE_REFERENCE = re.compile(r"\{(bronze|silver|gold|quarantine)\.([a-z0-9_]+)\}")
 ROWS_SUFFIX = "_rows"
 #: ``lakehouse.measure.<name>`` properties (e.g. ``freshness_lag_days``): a layer's measure of the
 #: batch for the ``_batch`` suite, as column ``<name>``
@@ -107,6 +116,7 @@ class TableReport:
     state: dict[str, str] = field(default_factory=dict)  # lakehouse.* properties of the staged batch
     previous: dict[str, str] = field(default_factory=dict)  # those of the previous published batch
     batch_rows: int | None = None  # the rows the batch added, counted by the gate (append-only tables)
+    seconds: float | None = None  # how long the gate took to read and validate the table
 
     @property
     def blocking_failures(self) -> list[ExpectationOutcome]:
@@ -320,11 +330,47 @@ def validate_suite(suite: dict[str, Any], source: str, pii_columns: set[str] = f
         if value == "quarantine":
             _check_quarantine_rule(what, expectation, layer)
         kwargs = expectation.get("kwargs") or {}
+        if expectation.get("type") == UNEXPECTED_ROWS:
+            _check_query(what, str(kwargs.get("unexpected_rows_query")))
         columns = {kwargs.get("column"), *(kwargs.get("column_list") or [])} & pii_columns
         if columns:
             raise ConfigurationError(f"{what}: column {sorted(columns)[0]} holds personal data in this layer; "
                                      "validate it in silver, where it is masked")
     return suite
+
+
+def resolve_tables(spark: SparkSession, suite: dict[str, Any], branch: str) -> dict[str, Any]:
+    """``suite`` with each ``{<layer>.<table>}`` of its ``unexpected_rows_query`` replaced by the
+    table as the batch sees it: its audit ``branch`` where the batch staged it, else ``main`` (a
+    referential-integrity query reads the parents the batch publishes with the table).
+
+    Raises ConfigurationError naming the suite and the table when a referenced table does not exist."""
+    def table(match: re.Match) -> str:
+        ident = identifier(match.group(1), match.group(2))
+        if not iceberg.table_exists(spark, ident):
+            raise ConfigurationError(f"suite {suite['name']}: {UNEXPECTED_ROWS} reads {match.group(1)}."
+                                     f"{match.group(2)}, which does not exist")
+        return f"{ident}.branch_{branch}" if iceberg.branch_exists(spark, ident, branch) else ident
+
+    if not any(e["type"] == UNEXPECTED_ROWS for e in suite["expectations"]):
+        return suite
+    return {**suite, "expectations": [
+        {**e, "kwargs": {**e["kwargs"], "unexpected_rows_query": _TABLE_REFERENCE.sub(
+            table, e["kwargs"]["unexpected_rows_query"])}} if e["type"] == UNEXPECTED_ROWS else e
+        for e in suite["expectations"]]}
+
+
+def _check_query(what: str, query: str) -> None:
+    """Raise ConfigurationError unless every placeholder of ``query`` is ``{batch}`` or a table."""
+    try:
+        fields = {f for _, f, _, _ in Formatter().parse(_TABLE_REFERENCE.sub("", query)) if f is not None}
+    except ValueError as exc:
+        raise ConfigurationError(f"{what}: unexpected_rows_query: {exc} (a literal brace is written twice)") from None
+    if fields - {"batch"}:
+        raise ConfigurationError(f"{what}: unexpected_rows_query placeholder {{{sorted(fields - {'batch'})[0]}}} is "
+                                 "neither {batch} nor a table {<bronze|silver|gold|quarantine>.<table>}")
+    if "batch" not in fields:
+        raise ConfigurationError(f"{what}: unexpected_rows_query does not read {{batch}}, the rows validated")
 
 
 def only_row_checks(suite: dict[str, Any]) -> bool:
@@ -467,15 +513,18 @@ class GreatExpectationsRunner:
         outcomes = []
         for validation in result.run_results.values():
             for r in validation.results:
-                config = r.expectation_config
-                index = (r.result or {}).get("partial_unexpected_index_list") or []
+                config, details = r.expectation_config, r.result or {}
+                index = details.get("partial_unexpected_index_list") or []
+                unexpected = (details.get("observed_value") if config.type == UNEXPECTED_ROWS
+                              else details.get("unexpected_count"))
                 outcomes.append(ExpectationOutcome(
                     expectation=config.type,
                     column=config.kwargs.get("column") or ", ".join(
-                        config.kwargs[k] for k in ("column_A", "column_B") if k in config.kwargs) or None,
+                        config.kwargs[k] for k in ("column_A", "column_B") if k in config.kwargs)
+                    or (config.meta or {}).get("column"),
                     severity=severity(config.meta),
                     success=bool(r.success),
-                    unexpected_count=int((r.result or {}).get("unexpected_count") or 0),
+                    unexpected_count=int(unexpected or 0),
                     failing_keys=[{k: row.get(k) for k in key_columns} for row in index[:MAX_REPORTED_KEYS]],
                 ))
         return outcomes
@@ -582,28 +631,35 @@ def _batch_frame(spark: SparkSession, reports: list[TableReport], suite: dict) -
 BATCH_ROWS = "batch_rows"
 #: the column naming the batch that wrote a row, where a gate validates only the batch's rows
 BATCH_COLUMNS = {"bronze": "_batch_id", "silver": "_source_batch_id", "quarantine": "batch_id"}
+#: gold: the days of its first (identity) partition column a batch rebuilt (None: all), ``lakehouse_gold.build``
+TOUCHED_DAYS = f"{iceberg.PROPERTY_PREFIX}touched_days"
 
 
-def validates_batch_rows(registry: Registry, namespace: str, table: str) -> bool:
-    """Whether a gate validates only the batch's rows of ``namespace.table`` (``rows_to_validate``)."""
-    return namespace in BATCH_COLUMNS and (namespace != "silver" or registry.get(table).append_only)
+def batch_rows_filter(spark: SparkSession, registry: Registry, namespace: str, table: str, batch_id: str,
+                      published: dict[str, str], staged: dict[str, str]) -> Column | None:
+    """The rows of the staged ``namespace.table`` the batch wrote, where every other row is as an
+    earlier batch published it (and that batch's gate validated it): so that a gate's cost follows
+    the batch, not the table's age. None: the batch may have rewritten any row, validate them all.
 
-
-def rows_to_validate(spark: SparkSession, namespace: str, table: str, branch: str, batch_id: str,
-                     batch_slice: bool, published: dict[str, str]) -> DataFrame:
-    """What a gate validates of a staged table: the rows the batch added where rows are never
-    rewritten (``batch_slice``, see ``validates_batch_rows``: bronze, append-only at every table;
-    silver tables of append-only sources, the rows landed since the last published batch, whose
-    state is ``published``; quarantine, the rows the batch quarantined), so the cost follows the
-    batch, not the table's age; the whole table otherwise."""
-    rows = spark.read.option("branch", branch).table(identifier(namespace, table))
-    if not batch_slice:
-        return rows
-    column = BATCH_COLUMNS[namespace]
-    if namespace == "silver":  # a silver batch also merges bronze batches it has not seen yet
+    * bronze (append-only) and quarantine: the rows of ``batch_id``;
+    * silver tables of append-only sources: the rows landed since the last published batch
+      (``published`` is its state); mutable silver tables: None (a ``MERGE`` may touch any row);
+    * gold tables rebuilt day by day: the days the batch rebuilt (``lakehouse.touched_days`` of the
+      ``staged`` state, on the table's identity partition column); rebuilt whole: None.
+    """
+    if namespace in ("bronze", "quarantine"):
+        return F.col(BATCH_COLUMNS[namespace]) == F.lit(batch_id)
+    if namespace == "silver":
         previous = published.get(f"{iceberg.PROPERTY_PREFIX}batch_id")
-        return rows if previous is None else rows.where(F.col(column) > F.lit(previous))
-    return rows.where(F.col(column) == F.lit(batch_id))
+        if not registry.get(table).append_only or previous is None:
+            return None
+        return F.col(BATCH_COLUMNS[namespace]) > F.lit(previous)
+    days = json.loads(staged.get(TOUCHED_DAYS, "null"))
+    column = iceberg.identity_partition_column(spark, identifier(namespace, table))
+    if days is None or column is None:
+        return None
+    dated = F.col(column).isin([date.fromisoformat(d) for d in days if d is not None])
+    return dated | F.col(column).isNull() if None in days else dated
 
 
 def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id: str,
@@ -654,22 +710,25 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
                                                     tables_on_branch(spark, "quarantine", branch, f"{layer}_")]
     registry = Registry.load(settings)
     for namespace, table in staged:
+        began = time.perf_counter()
         ident = identifier(namespace, table)
-        suite = load_suite(settings, namespace, table)
+        suite = resolve_tables(spark, load_suite(settings, namespace, table), branch)
         keys = list((suite.get("meta") or {}).get("primary_key", []))
-        batch_slice = validates_batch_rows(registry, namespace, table)
         published = iceberg.summary(spark, ident)  # the state of the last published batch
+        staged_state = iceberg.summary(spark, ident, branch)
+        batch_rows = batch_rows_filter(spark, registry, namespace, table, batch_id, published, staged_state)
         # read from the branch once (a local checkpoint: memory, spilling to disk; freed when
         # dropped), so that every Great Expectations query scans the blocks, not the table
-        df = rows_to_validate(spark, namespace, table, branch, batch_id, batch_slice, published).localCheckpoint()
+        df = spark.read.option("branch", branch).table(ident)
+        df = (df if batch_rows is None else df.where(batch_rows)).localCheckpoint()
         rows = df.count()
-        if rows == 0 and batch_slice and only_row_checks(suite):
+        if rows == 0 and batch_rows is not None and only_row_checks(suite):
             outcomes = []  # the batch added no rows: nothing for a row-level check to look at
         else:
             outcomes = runner.validate(f"{namespace}.{table}", df, suite, keys, run_name=batch_id)
         report.tables.append(TableReport(f"{namespace}.{table}", rows, all(o.success for o in outcomes),
-                                         outcomes, iceberg.summary(spark, ident, branch), published,
-                                         rows if batch_slice else None))
+                                         outcomes, staged_state, published, None if batch_rows is None else rows,
+                                         round(time.perf_counter() - began, 3)))
         reported.inputs.append(lineage.validated_table(iceberg.java_table(spark, ident).location(), rows, outcomes))
     if (suite_folder(settings, layer) / f"{BATCH_SUITE}.json").exists():
         batch_reports = [r for r in report.tables if r.table.startswith(f"{layer}.")]

@@ -21,14 +21,18 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+from datetime import date
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping, get_args
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lakehouse_core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from lakehouse_core.batch import DataInterval
 
 ENV_PREFIX = "LAKEHOUSE_"
 NESTED = "__"
@@ -118,6 +122,24 @@ class GoldSettings(SettingsGroup):
     incremental_max_share: float = Field(0.5, ge=0, le=1)
 
 
+class QualitySettings(SettingsGroup):
+    """Checks whose cost follows a table's history rather than the batch's rows."""
+
+    # silver's reconciliation of each table's current state with bronze (it reads the table's whole
+    # bronze history): on every batch (1); on the batches whose last day is a multiple of N days
+    # after 2000-01-01 (7: once a week, 30: about once a month); never (0)
+    reconcile_every_days: int = Field(7, ge=0)
+
+    def reconciles(self, interval: DataInterval, zone: str) -> bool:
+        """Whether the batch of ``interval`` (its last day in ``zone``) runs the reconciliation."""
+        every = self.reconcile_every_days
+        return every > 0 and (interval.last_day(zone) - RECONCILE_EPOCH).days % every == 0
+
+
+#: the day the reconciliation schedule counts from
+RECONCILE_EPOCH = date(2000, 1, 1)
+
+
 class LineageSettings(SettingsGroup):
     enabled: bool = True
     namespace: str = "lakehouse"
@@ -162,6 +184,7 @@ class LakehouseSettings(BaseSettings):
     extract: ExtractSettings = ExtractSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     gold: GoldSettings = GoldSettings()
+    quality: QualitySettings = QualitySettings()
     lineage: LineageSettings = LineageSettings()
 
     @property

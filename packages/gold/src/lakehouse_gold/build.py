@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 
 from lakehouse_core import iceberg
 from lakehouse_core.batch import DataInterval
+from lakehouse_core.quality import TOUCHED_DAYS
 from lakehouse_core.registry import Registry, identifier
 from lakehouse_core.settings import LakehouseSettings
 
@@ -191,7 +192,6 @@ class BuildContext:
 
 
 Writer = Callable[[DataFrame, str], None]
-TOUCHED_DAYS = "lakehouse.touched_days"
 _DERIVED: dict[tuple, object] = {}  # BuildContext.derived: change sets by the snapshots they compare
 _DERIVED_KEPT = 32
 

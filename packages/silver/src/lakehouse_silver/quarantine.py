@@ -49,8 +49,10 @@ HEALING_RULE_PREFIXES = ("orphan_",)
 OPEN, RELEASED, SUPERSEDED = "open", "released", "superseded"
 #: table property: the latest replay asked for; commit property: the replay a batch served
 REPLAY_REQUESTED, REPLAY_SERVED = "lakehouse.replay_requested", "lakehouse.replay_served"
-#: columns that follow a quarantined row to its close (added to tables created before healing)
-STATUS_COLUMNS = {"status": "string", "closed_batch_id": "string", "closed_at": "timestamp"}
+#: columns added since the first quarantine tables (added to a table created before them): the
+#: bronze batch that landed the quarantined version, and the status that follows a row to its close
+ADDED_COLUMNS = {"source_batch_id": "string", "status": "string", "closed_batch_id": "string",
+                 "closed_at": "timestamp"}
 
 
 def raw_values(bronze_rows: DataFrame, spec: TableSpec, settings: LakehouseSettings) -> Column:
@@ -293,6 +295,7 @@ def stage(spark: SparkSession, rejected: DataFrame, spec: TableSpec, batch_id: s
     rows = rejected.where(F.col(RETRY_COLUMN).isNull()).select(
         F.col("_rule").alias("rule"), F.lit(batch_id).alias("batch_id"), key_json(spec).alias("primary_key"),
         F.col(RAW_COLUMN).alias("raw_values"), F.current_timestamp().alias("quarantined_at"),
+        F.col("_batch_id").alias("source_batch_id"),
         F.lit(OPEN).alias("status"), F.lit(None).cast("string").alias("closed_batch_id"),
         F.lit(None).cast("timestamp").alias("closed_at"),
     )
@@ -308,7 +311,7 @@ def stage(spark: SparkSession, rejected: DataFrame, spec: TableSpec, batch_id: s
         iceberg.create_table(spark, ident, rows.schema, partition_by=["batch_id"])
     else:
         present = set(spark.table(ident).columns)
-        for name, data_type in STATUS_COLUMNS.items():
+        for name, data_type in ADDED_COLUMNS.items():
             if name not in present:
                 spark.sql(f"ALTER TABLE {ident} ADD COLUMN {name} {data_type}")
 

@@ -8,7 +8,8 @@ an optional per-table transformer); set aside versions that break a hard rule in
 ``lakehouse_silver.quarantine``); keep the latest valid version per key; evolve the silver
 schema if bronze gained columns; ``MERGE`` into the silver audit branch (deletes
 applied). The bronze snapshot read up to is committed with the data as
-``lakehouse.upstream_snapshot``.
+``lakehouse.upstream_snapshot``; on the batches the settings schedule, the current state is
+reconciled with bronze (``lakehouse_silver.reconcile``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from lakehouse_core.batch import DataInterval
 from lakehouse_core.registry import TableSpec, identifier
 from lakehouse_core.schema import check_evolution, widened_columns
 from lakehouse_core.settings import LakehouseSettings
-from lakehouse_silver import pii, quarantine
+from lakehouse_silver import pii, quarantine, reconcile
 from lakehouse_silver.vocabulary import canonical, enum_columns
 
 PACKAGE = "lakehouse-silver"
@@ -237,6 +238,8 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
         lag = freshness_lag_days(spark.table(target), spec.event_time, interval, settings) if spec.event_time else None
         if lag is not None:
             state[FRESHNESS] = str(lag)
+        if settings.quality.reconciles(interval, settings.business_zone):
+            state.update(reconcile.reconciliation(spark, spec, head, target, branch))
 
     iceberg.stage(spark, silver, batch_id, merge_and_measure, PACKAGE, lambda: state)
     return SilverResult(spec.name, merged, quarantined, head, tuple(new_columns), quarantine_closed=closed_rows)
