@@ -7,6 +7,7 @@ carries a bad row that the bronze gate rejects.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import operator
@@ -235,13 +236,27 @@ def test_second_batch_merges_source_changes(spark, shop, tmp_path):
     suite["expectations"].append({"type": "expect_column_values_to_be_between", "kwargs": {"column": "total_price",
                                   "max_value": 0}, "meta": {"severity": "fail"}})
     (strict / "silver" / "orders.json").write_text(json.dumps(suite))
-    with pytest.raises(QualityGateFailed):
+    brand = json.loads((strict / "silver" / "brand.json").read_text())  # a changed suite validates again
+    brand["expectations"].append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "name"},
+                                  "meta": {"severity": "warn"}})
+    (strict / "silver" / "brand.json").write_text(json.dumps(brand))
+    with pytest.raises(QualityGateFailed) as strict_gate:
         run_gate(spark, settings.model_copy(update={"expectations_dir": strict}), "silver", DAY2.batch_id)
     assert spark.table(quarantined).count() == 0
     assert iceberg.branch_exists(spark, quarantined, branch)
     silver_report = run_gate(spark, settings, "silver", DAY2.batch_id)
     assert "quarantine.silver_customers" in silver_report.published
     assert spark.table(quarantined).count() == 1
+    # a mutable table holding the rows its last published gate passed, under the same suite, keeps
+    # that validation (the batch changed no brand); a changed table or suite is validated again
+    kept = {t.table: t for t in silver_report.tables if t.validated_in}
+    strict_brand = next(t for t in strict_gate.value.report.tables if t.table == "silver.brand")
+    assert kept["silver.brand"].validated_in == DAY1.batch_id and strict_brand.validated_in is None
+    assert len(strict_brand.outcomes) == len(kept["silver.brand"].outcomes) + 1
+    assert "silver.orders" not in kept and "silver.payment" not in kept
+    day1 = json.loads((settings.quality_dir / f"silver-{DAY1.batch_id}.json").read_text())
+    assert [dataclasses.asdict(o) for o in kept["silver.brand"].outcomes] == next(
+        t["outcomes"] for t in day1["tables"] if t["table"] == "silver.brand")
     build_gold(spark, settings, DAY2)
     run_gate(spark, settings, "gold", DAY2.batch_id)
 

@@ -237,6 +237,27 @@ def commit_properties(spark: SparkSession, ident: str, branch: str, properties: 
     return int(table.snapshot(branch).snapshotId())
 
 
+#: snapshot-summary counts of the files a commit added or removed (a state commit has none)
+_FILE_CHANGES = ("added-data-files", "deleted-data-files", "added-delete-files", "removed-delete-files")
+
+
+def same_rows_as_published(spark: SparkSession, ident: str, branch: str) -> bool:
+    """Whether ``branch`` holds the rows of the last published batch (the ``last_publish`` tag):
+    every commit since is a state commit without files or a compaction (``replace``: the same
+    rows in other files). False when nothing was published yet."""
+    table = java_table(spark, ident)
+    published, snap = table.snapshot(PUBLISH_TAG), table.snapshot(branch)
+    if published is None:
+        return False
+    while snap is not None and snap.snapshotId() != published.snapshotId():
+        summary = snap.summary()
+        if snap.operation() != "replace" and any(int(summary.get(k) or 0) for k in _FILE_CHANGES):
+            return False
+        parent = snap.parentId()
+        snap = None if parent is None else table.snapshot(parent)
+    return snap is not None
+
+
 def branch_exists(spark: SparkSession, ident: str, branch: str) -> bool:
     return bool(java_table(spark, ident).refs().containsKey(branch))
 

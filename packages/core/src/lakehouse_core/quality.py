@@ -22,7 +22,8 @@ names every failing expectation, the primary keys of (at most MAX_REPORTED_KEYS 
 failing rows and each table's batch state.
 
 What a gate costs follows the batch, not the table's age or the suites' detail: append-only
-tables are validated on the batch's rows (``batch_rows_filter``), each table is read from its
+tables are validated on the batch's rows (``batch_rows_filter``), a table holding the rows its
+last published gate passed under the same suite keeps that validation, each table is read from its
 branch once and held in memory while Great Expectations queries it, a passing table costs only
 GE's ``BOOLEAN_ONLY`` checks (failing rows are looked up only when an expectation fails), and
 the Data Docs pages of a gate are rendered together once it has decided.
@@ -30,12 +31,13 @@ the Data Docs pages of a gate are rendered together once it has decided.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from importlib.metadata import entry_points
@@ -117,6 +119,9 @@ class TableReport:
     previous: dict[str, str] = field(default_factory=dict)  # those of the previous published batch
     batch_rows: int | None = None  # the rows the batch added, counted by the gate (append-only tables)
     seconds: float | None = None  # how long the gate took to read and validate the table
+    suite_digest: str | None = None  # the suite validated (``suite_digest``)
+    #: the batch whose validation these outcomes are, when the table held the same rows as then
+    validated_in: str | None = None
 
     @property
     def blocking_failures(self) -> list[ExpectationOutcome]:
@@ -205,7 +210,7 @@ def latest_results(settings: LakehouseSettings) -> list[LatestResult]:
             sum(o["severity"] in BLOCKING for o in failed), table["row_count"],
             None if quarantined is None else int(quarantined),
             None if name.endswith(f".{BATCH_SUITE}") else name in report["published"],
-            _data_docs_page(settings, name, report["batch_id"])))
+            _data_docs_page(settings, name, table.get("validated_in") or report["batch_id"])))
     return results
 
 
@@ -662,6 +667,57 @@ def batch_rows_filter(spark: SparkSession, registry: Registry, namespace: str, t
     return dated | F.col(column).isNull() if None in days else dated
 
 
+def _validate_staged(spark: SparkSession, settings: LakehouseSettings, runner: GreatExpectationsRunner,
+                     registry: Registry, layer: str, ident: str, branch: str, batch_id: str) -> TableReport:
+    """Validate the staged table ``ident`` of the ``layer`` gate: the batch's rows
+    (``batch_rows_filter``), or the whole table; a whole table holding the rows its last
+    published batch's gate passed under the same suite keeps that validation (``validated_in``)."""
+    began = time.perf_counter()
+    namespace, table = ident.split(".")[1:]
+    suite = load_suite(settings, namespace, table)
+    digest = suite_digest(suite)
+    published = iceberg.summary(spark, ident)  # the state of the last published batch
+    staged = iceberg.summary(spark, ident, branch)
+    batch_rows = batch_rows_filter(spark, registry, namespace, table, batch_id, published, staged)
+    earlier = (_earlier_validation(settings, layer, published, f"{namespace}.{table}", digest)
+               if batch_rows is None and iceberg.same_rows_as_published(spark, ident, branch) else None)
+    if earlier is not None:
+        return replace(earlier, state=staged, previous=published, seconds=round(time.perf_counter() - began, 3),
+                       validated_in=earlier.validated_in or published[f"{iceberg.PROPERTY_PREFIX}batch_id"])
+    # read from the branch once (a local checkpoint: memory, spilling to disk; freed when
+    # dropped), so that every Great Expectations query scans the blocks, not the table
+    df = spark.read.option("branch", branch).table(ident)
+    df = (df if batch_rows is None else df.where(batch_rows)).localCheckpoint()
+    rows = df.count()
+    if rows == 0 and batch_rows is not None and only_row_checks(suite):
+        outcomes = []  # the batch added no rows: nothing for a row-level check to look at
+    else:
+        keys = list((suite.get("meta") or {}).get("primary_key", []))
+        outcomes = runner.validate(f"{namespace}.{table}", df, resolve_tables(spark, suite, branch), keys,
+                                   run_name=batch_id)
+    return TableReport(f"{namespace}.{table}", rows, all(o.success for o in outcomes), outcomes, staged, published,
+                       None if batch_rows is None else rows, round(time.perf_counter() - began, 3), digest)
+
+
+def suite_digest(suite: dict[str, Any]) -> str:
+    """A short fingerprint of a suite's definition (a changed suite validates again)."""
+    return hashlib.sha256(json.dumps(suite, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _earlier_validation(settings: LakehouseSettings, layer: str, published: dict[str, str], table: str,
+                        digest: str) -> TableReport | None:
+    """``table``'s result in the report of the ``layer`` gate that published its last batch, when
+    that gate validated all its rows with the suite of ``digest`` (None: no such report or result)."""
+    batch = published.get(f"{iceberg.PROPERTY_PREFIX}batch_id")
+    path = settings.quality_dir / f"{layer}-{batch}.json"
+    if batch is None or not path.is_file():
+        return None
+    entry = next((t for t in json.loads(path.read_text())["tables"] if t["table"] == table), None)
+    if entry is None or entry.get("suite_digest") != digest or entry.get("batch_rows") is not None:
+        return None
+    return TableReport(**{**entry, "outcomes": [ExpectationOutcome(**o) for o in entry["outcomes"]]})
+
+
 def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id: str,
              tables: list[str] | None = None) -> GateReport:
     """Validate the batch's tables of ``layer`` on its audit branch, then publish all or none.
@@ -710,26 +766,11 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
                                                     tables_on_branch(spark, "quarantine", branch, f"{layer}_")]
     registry = Registry.load(settings)
     for namespace, table in staged:
-        began = time.perf_counter()
-        ident = identifier(namespace, table)
-        suite = resolve_tables(spark, load_suite(settings, namespace, table), branch)
-        keys = list((suite.get("meta") or {}).get("primary_key", []))
-        published = iceberg.summary(spark, ident)  # the state of the last published batch
-        staged_state = iceberg.summary(spark, ident, branch)
-        batch_rows = batch_rows_filter(spark, registry, namespace, table, batch_id, published, staged_state)
-        # read from the branch once (a local checkpoint: memory, spilling to disk; freed when
-        # dropped), so that every Great Expectations query scans the blocks, not the table
-        df = spark.read.option("branch", branch).table(ident)
-        df = (df if batch_rows is None else df.where(batch_rows)).localCheckpoint()
-        rows = df.count()
-        if rows == 0 and batch_rows is not None and only_row_checks(suite):
-            outcomes = []  # the batch added no rows: nothing for a row-level check to look at
-        else:
-            outcomes = runner.validate(f"{namespace}.{table}", df, suite, keys, run_name=batch_id)
-        report.tables.append(TableReport(f"{namespace}.{table}", rows, all(o.success for o in outcomes),
-                                         outcomes, staged_state, published, None if batch_rows is None else rows,
-                                         round(time.perf_counter() - began, 3)))
-        reported.inputs.append(lineage.validated_table(iceberg.java_table(spark, ident).location(), rows, outcomes))
+        checked = _validate_staged(spark, settings, runner, registry, layer, identifier(namespace, table), branch,
+                                   batch_id)
+        report.tables.append(checked)
+        reported.inputs.append(lineage.validated_table(iceberg.java_table(spark, identifier(namespace, table))
+                                                       .location(), checked.row_count, checked.outcomes))
     if (suite_folder(settings, layer) / f"{BATCH_SUITE}.json").exists():
         batch_reports = [r for r in report.tables if r.table.startswith(f"{layer}.")]
         suite = load_suite(settings, layer, BATCH_SUITE)
