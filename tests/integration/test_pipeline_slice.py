@@ -532,12 +532,14 @@ def test_referential_integrity_is_checked_against_the_parent_the_batch_publishes
     """silver.order_items' suite declares the registry's foreign key order_id -> orders.id as a query
     reading silver.orders: the published lines pass; a line naming an order silver does not hold
     fails it, counted, while every row-level check still passes."""
-    from lakehouse_core.quality import GreatExpectationsRunner, load_suite, resolve_tables
+    from lakehouse_core.quality import GreatExpectationsRunner, ParentTables, load_suite, resolve_tables
 
-    suite = resolve_tables(spark, load_suite(shop, "silver", "order_items"), iceberg.audit_branch("none"))
+    parents = ParentTables(spark, iceberg.audit_branch("none"))  # no branch: the parent as published
+    suite = resolve_tables(load_suite(shop, "silver", "order_items"), parents)
     (query,) = [e["kwargs"]["unexpected_rows_query"] for e in suite["expectations"]
                 if e["type"] == "unexpected_rows_expectation"]
-    assert "lakehouse.silver.orders p" in query and "{" not in query.replace("{batch}", "")
+    assert "lakehouse_gate_silver_orders p" in query and "{" not in query.replace("{batch}", "")
+    assert spark.table("lakehouse_gate_silver_orders").count() == spark.table("lakehouse.silver.orders").count()
     lines = spark.table("lakehouse.silver.order_items")
     orphan = lines.limit(1).withColumn("id", F.lit(10**9)).withColumn("order_id", F.lit(10**9))
 
@@ -547,6 +549,8 @@ def test_referential_integrity_is_checked_against_the_parent_the_batch_publishes
 
     assert failures(lines, "ri-published") == []
     assert failures(lines.unionByName(orphan), "ri-orphan") == [("unexpected_rows_expectation", "order_id", 1)]
+    parents.close()
+    assert not spark.catalog.tableExists("lakehouse_gate_silver_orders")
 
 
 def _open_offline(pages: list[Path], screenshots: Path) -> dict[str, dict]:

@@ -272,7 +272,9 @@ def summary(spark: SparkSession, ident: str, ref: str = PUBLISH_TAG) -> dict[str
     snap = java_table(spark, ident).snapshot(ref)
     if snap is None:
         return {}
-    return {k: v for k, v in dict(snap.summary()).items() if k.startswith(PROPERTY_PREFIX)}
+    # as JSON in one call (iterating the Java map costs a Py4J round trip per entry)
+    summary = json.loads(java_class(spark, "org.apache.iceberg.SnapshotParser").toJson(snap))["summary"]
+    return {k: v for k, v in summary.items() if k.startswith(PROPERTY_PREFIX)}
 
 
 def published_snapshots(spark: SparkSession, ident: str, until: int, after: str | None = None) -> list[tuple[str, int]]:

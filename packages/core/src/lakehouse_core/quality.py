@@ -344,24 +344,69 @@ def validate_suite(suite: dict[str, Any], source: str, pii_columns: set[str] = f
     return suite
 
 
-def resolve_tables(spark: SparkSession, suite: dict[str, Any], branch: str) -> dict[str, Any]:
+#: rows per task of the frames a gate validates: Great Expectations runs a few Spark jobs per
+#: table, and on a frame this small each job costs its scheduling, so fewer tasks are faster
+ROWS_PER_VALIDATION_TASK = 500_000
+
+
+def in_memory(df: DataFrame) -> tuple[DataFrame, int]:
+    """``df`` computed once and held by the executors (a local checkpoint: memory, spilling to
+    disk; freed with the frame), in about one task per ROWS_PER_VALIDATION_TASK rows (at most the
+    cores): so that every query of a validation scans the blocks, not the table. Returns the
+    frame and its row count."""
+    df = df.localCheckpoint()
+    rows = df.count()
+    tasks = min(-(-rows // ROWS_PER_VALIDATION_TASK) or 1, df.sparkSession.sparkContext.defaultParallelism)
+    return (df.coalesce(tasks) if df.rdd.getNumPartitions() > tasks else df), rows
+
+
+class ParentTables:
+    """The tables a gate's ``unexpected_rows_query`` expectations read as ``{<layer>.<table>}``
+    (referential integrity): each read once per gate as the batch publishes it (its audit branch
+    where the batch staged it, else ``main``), held in memory (``in_memory``) and named in the
+    queries by a temporary view; ``close`` releases them."""
+
+    VIEW_PREFIX = "lakehouse_gate_"
+
+    def __init__(self, spark: SparkSession, branch: str):
+        self._spark, self._branch = spark, branch
+        self._frames: dict[str, DataFrame] = {}
+
+    def view(self, suite_name: str, layer: str, table: str) -> str:
+        """The temporary view holding ``layer.table`` for this gate.
+
+        Raises ConfigurationError naming ``suite_name`` and the table when it does not exist."""
+        view = f"{self.VIEW_PREFIX}{layer}_{table}"
+        if view not in self._frames:
+            ident = identifier(layer, table)
+            if not iceberg.table_exists(self._spark, ident):
+                raise ConfigurationError(f"suite {suite_name}: {UNEXPECTED_ROWS} reads {layer}.{table}, "
+                                         "which does not exist")
+            read = self._spark.read
+            if iceberg.branch_exists(self._spark, ident, self._branch):
+                read = read.option("branch", self._branch)
+            self._frames[view], _ = in_memory(read.table(ident))
+            self._frames[view].createOrReplaceTempView(view)
+        return view
+
+    def close(self) -> None:
+        for view in self._frames:  # (the frames' blocks are freed once the frames are collected)
+            self._spark.catalog.dropTempView(view)
+        self._frames.clear()
+
+
+def resolve_tables(suite: dict[str, Any], parents: ParentTables) -> dict[str, Any]:
     """``suite`` with each ``{<layer>.<table>}`` of its ``unexpected_rows_query`` replaced by the
-    table as the batch sees it: its audit ``branch`` where the batch staged it, else ``main`` (a
-    referential-integrity query reads the parents the batch publishes with the table).
+    view of ``parents`` holding that table as the batch publishes it (a referential-integrity
+    query reads the parents the batch publishes with the table).
 
     Raises ConfigurationError naming the suite and the table when a referenced table does not exist."""
-    def table(match: re.Match) -> str:
-        ident = identifier(match.group(1), match.group(2))
-        if not iceberg.table_exists(spark, ident):
-            raise ConfigurationError(f"suite {suite['name']}: {UNEXPECTED_ROWS} reads {match.group(1)}."
-                                     f"{match.group(2)}, which does not exist")
-        return f"{ident}.branch_{branch}" if iceberg.branch_exists(spark, ident, branch) else ident
-
     if not any(e["type"] == UNEXPECTED_ROWS for e in suite["expectations"]):
         return suite
     return {**suite, "expectations": [
         {**e, "kwargs": {**e["kwargs"], "unexpected_rows_query": _TABLE_REFERENCE.sub(
-            table, e["kwargs"]["unexpected_rows_query"])}} if e["type"] == UNEXPECTED_ROWS else e
+            lambda m: parents.view(suite["name"], m.group(1), m.group(2)), e["kwargs"]["unexpected_rows_query"])}}
+        if e["type"] == UNEXPECTED_ROWS else e
         for e in suite["expectations"]]}
 
 
@@ -667,34 +712,45 @@ def batch_rows_filter(spark: SparkSession, registry: Registry, namespace: str, t
     return dated | F.col(column).isNull() if None in days else dated
 
 
-def _validate_staged(spark: SparkSession, settings: LakehouseSettings, runner: GreatExpectationsRunner,
-                     registry: Registry, layer: str, ident: str, branch: str, batch_id: str) -> TableReport:
-    """Validate the staged table ``ident`` of the ``layer`` gate: the batch's rows
-    (``batch_rows_filter``), or the whole table; a whole table holding the rows its last
-    published batch's gate passed under the same suite keeps that validation (``validated_in``)."""
+@dataclass(frozen=True)
+class _GateRun:
+    """What one gate's validations share."""
+
+    spark: SparkSession
+    settings: LakehouseSettings
+    layer: str
+    batch_id: str
+    branch: str
+    runner: GreatExpectationsRunner
+    registry: Registry
+    parents: ParentTables
+
+
+def _validate_staged(gate: _GateRun, ident: str) -> TableReport:
+    """Validate the staged table ``ident`` of the gate: the batch's rows (``batch_rows_filter``),
+    or the whole table; a whole table holding the rows its last published batch's gate passed
+    under the same suite keeps that validation (``validated_in``)."""
     began = time.perf_counter()
+    spark, settings, layer, branch, batch_id = gate.spark, gate.settings, gate.layer, gate.branch, gate.batch_id
     namespace, table = ident.split(".")[1:]
     suite = load_suite(settings, namespace, table)
     digest = suite_digest(suite)
     published = iceberg.summary(spark, ident)  # the state of the last published batch
     staged = iceberg.summary(spark, ident, branch)
-    batch_rows = batch_rows_filter(spark, registry, namespace, table, batch_id, published, staged)
+    batch_rows = batch_rows_filter(spark, gate.registry, namespace, table, batch_id, published, staged)
     earlier = (_earlier_validation(settings, layer, published, f"{namespace}.{table}", digest)
                if batch_rows is None and iceberg.same_rows_as_published(spark, ident, branch) else None)
     if earlier is not None:
         return replace(earlier, state=staged, previous=published, seconds=round(time.perf_counter() - began, 3),
                        validated_in=earlier.validated_in or published[f"{iceberg.PROPERTY_PREFIX}batch_id"])
-    # read from the branch once (a local checkpoint: memory, spilling to disk; freed when
-    # dropped), so that every Great Expectations query scans the blocks, not the table
     df = spark.read.option("branch", branch).table(ident)
-    df = (df if batch_rows is None else df.where(batch_rows)).localCheckpoint()
-    rows = df.count()
+    df, rows = in_memory(df if batch_rows is None else df.where(batch_rows))
     if rows == 0 and batch_rows is not None and only_row_checks(suite):
         outcomes = []  # the batch added no rows: nothing for a row-level check to look at
     else:
         keys = list((suite.get("meta") or {}).get("primary_key", []))
-        outcomes = runner.validate(f"{namespace}.{table}", df, resolve_tables(spark, suite, branch), keys,
-                                   run_name=batch_id)
+        outcomes = gate.runner.validate(f"{namespace}.{table}", df, resolve_tables(suite, gate.parents), keys,
+                                        run_name=batch_id)
     return TableReport(f"{namespace}.{table}", rows, all(o.success for o in outcomes), outcomes, staged, published,
                        None if batch_rows is None else rows, round(time.perf_counter() - began, 3), digest)
 
@@ -764,13 +820,16 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
     runner = ge_runner(settings)
     staged = [(layer, t) for t in batch.staged] + [("quarantine", t) for t in
                                                     tables_on_branch(spark, "quarantine", branch, f"{layer}_")]
-    registry = Registry.load(settings)
-    for namespace, table in staged:
-        checked = _validate_staged(spark, settings, runner, registry, layer, identifier(namespace, table), branch,
-                                   batch_id)
-        report.tables.append(checked)
-        reported.inputs.append(lineage.validated_table(iceberg.java_table(spark, identifier(namespace, table))
-                                                       .location(), checked.row_count, checked.outcomes))
+    gate = _GateRun(spark, settings, layer, batch_id, branch, runner, Registry.load(settings),
+                    ParentTables(spark, branch))
+    try:
+        for namespace, table in staged:
+            checked = _validate_staged(gate, identifier(namespace, table))
+            report.tables.append(checked)
+            reported.inputs.append(lineage.validated_table(iceberg.java_table(spark, identifier(namespace, table))
+                                                           .location(), checked.row_count, checked.outcomes))
+    finally:
+        gate.parents.close()
     if (suite_folder(settings, layer) / f"{BATCH_SUITE}.json").exists():
         batch_reports = [r for r in report.tables if r.table.startswith(f"{layer}.")]
         suite = load_suite(settings, layer, BATCH_SUITE)
