@@ -18,7 +18,7 @@ SEED ?= 42
 DAYS ?= 7
 START ?= 2023-01-01
 
-.PHONY: setup wheels runtime jars demo test clean
+.PHONY: setup wheels runtime jars demo test compose-up clean
 
 setup:  ## system packages, the workspace venv (uv.lock), the pinned jars
 	bash scripts/install-system-deps.sh
@@ -41,6 +41,10 @@ demo: runtime  ## simulate a shop, run the daily DAG under Airflow, list the tab
 test: runtime  ## every test (unit, integration, end-to-end); also installs Chromium for the Data Docs test
 	bash scripts/install-system-deps.sh --test
 	LAKEHOUSE_RUNTIME_BIN=$(CURDIR)/$(RUNTIME)/bin $(PY) -m pytest $(PYTEST_ARGS)
+
+compose-up: wheels  ## build the compose images (they install dist/wheels) and start the stack (needs .env)
+	@test -f .env || { echo "compose-up: no .env: copy .env.example to .env and set every empty value" >&2; exit 1; }
+	docker compose up -d --build
 
 clean:  ## stop the embedded PostgreSQL and delete the state folder
 	-$(PY) -m lakehouse_core.cli clean

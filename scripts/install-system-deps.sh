@@ -8,7 +8,8 @@
 # is linked into .tools/bin, which the Makefile puts first on PATH.
 #
 # --test also installs what only the tests need: Chromium and its WebDriver (a test opens the
-# Data Docs in a headless browser with networking disabled).
+# Data Docs in a headless browser with networking disabled) and Debian's docker-compose (a test
+# resolves docker-compose.yml offline; no container engine runs on CI machines).
 #
 # LAKEHOUSE_SETUP_DRY_RUN=1 prints each installing command ("would run: ...") instead of running it.
 set -euo pipefail
@@ -45,6 +46,7 @@ command -v runuser >/dev/null || missing+=(util-linux)
 if [ "$for_tests" = 1 ]; then
   command -v chromium >/dev/null || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
 fi
 # uv needs `python3 -m venv`; Debian ships ensurepip (which venv uses for pip) only in python3-venv
 if ! command -v uv >/dev/null && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then

@@ -103,6 +103,31 @@ def test_rerun_without_reset_refuses_and_keeps_the_data(settings, connect_db, fi
         conn.close()
 
 
+def test_if_empty_leaves_a_filled_source_as_it_is_and_fills_an_empty_one(settings, connect_db, fingerprints):
+    """--if-empty (compose's one-shot source set-up, which may run again): a filled source is left
+    as it is (exit 0); an empty one is filled like a plain run."""
+    proc = _simulate(settings, "a", "--if-empty")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    assert "already holds data; nothing generated" in out
+    conn = connect_db("sim_det_a")
+    try:
+        assert _fingerprint(conn) == fingerprints["a"]
+    finally:
+        conn.close()
+    connect_db("sim_det_empty").close()
+    proc = subprocess.Popen([sys.executable, "-m", "lakehouse_simulator", "simulate", "--scale", RUNS["a"][0],
+                             "--seed", RUNS["a"][1], "--if-empty"], env=_env(settings, "empty"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0 and "generated sim_det_empty" in out, out + err
+    conn = connect_db("sim_det_empty")
+    try:
+        assert _fingerprint(conn) == fingerprints["a"]
+    finally:
+        conn.close()
+
+
 def test_simulate_is_registered_with_the_lakehouse_cli():
     (ep,) = [e for e in entry_points(group="lakehouse.commands") if e.name == "simulator"]
     parser = argparse.ArgumentParser(prog="lakehouse")
@@ -115,3 +140,5 @@ def test_simulate_is_registered_with_the_lakehouse_cli():
     assert (str(defaults.start), defaults.days, defaults.reset) == ("2023-01-01", 30, False)
     with pytest.raises(SystemExit):
         parser.parse_args(["simulate", "--scale", "0", "--seed", "1"])
+    with pytest.raises(SystemExit):  # --reset and --if-empty contradict each other
+        parser.parse_args(["simulate", "--scale", "1", "--seed", "1", "--reset", "--if-empty"])

@@ -118,14 +118,15 @@ def test_other_debian_packages_share_one_apt_install(tmp_path):
     assert machine.plan() == _apt(["openjdk-17-jre-headless", "python3-venv"]) + machine.uv_steps()
 
 
-def test_tests_also_need_chromium_and_its_webdriver(tmp_path):
+def test_tests_also_need_chromium_its_webdriver_and_docker_compose(tmp_path):
     machine = FakeMachine(tmp_path)
     machine.python3(pip=False, ensurepip=False)
     machine.stub("uv")
     assert machine.plan() == []
-    assert machine.plan("--test") == _apt(["chromium", "chromium-driver"])
+    assert machine.plan("--test") == _apt(["chromium", "chromium-driver", "docker-compose"])
     machine.stub("chromium")
     machine.stub("chromedriver")
+    machine.stub("docker-compose")
     assert machine.plan("--test") == []
 
 

@@ -15,7 +15,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from lakehouse_core import postgres
     from lakehouse_core.settings import get_settings
 
-    from lakehouse_simulator.generate import generate
+    from lakehouse_simulator.generate import generate, source_is_empty
     from lakehouse_simulator.schema import create_source_schema
 
     settings = get_settings()
@@ -26,6 +26,9 @@ def _simulate(args: argparse.Namespace) -> int:
         conn = postgres.connect(settings.source, settings)
         try:
             create_source_schema(conn, reset=args.reset)
+            if args.if_empty and not source_is_empty(conn):
+                print(f"lakehouse simulate: {settings.source.dbname} already holds data; nothing generated (--if-empty)")
+                return 0
             counts = generate(conn, scale=args.scale, seed=args.seed, start=args.start, days=args.days)
             conn.commit()
         except RuntimeError as exc:   # e.g. tables already filled without --reset
@@ -116,8 +119,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                    help=f"first simulated day (default {DEFAULT_START})")
     p.add_argument("--days", type=_positive_int, default=DEFAULT_DAYS,
                    help=f"number of simulated days (default {DEFAULT_DAYS})")
-    p.add_argument("--reset", action="store_true",
-                   help="drop and recreate the source tables first (otherwise they must be absent or empty)")
+    reset = p.add_mutually_exclusive_group()
+    reset.add_argument("--reset", action="store_true",
+                       help="drop and recreate the source tables first (otherwise they must be absent or empty)")
+    reset.add_argument("--if-empty", action="store_true",
+                       help="generate only when the source tables are absent or empty, else do nothing "
+                            "(a one-shot set-up step that may run again)")
     p.set_defaults(func=_simulate)
 
     from lakehouse_simulator.scenarios import SCENARIOS

@@ -111,12 +111,26 @@ def build_tables(*, scale: float, seed: int, start: dt.date = DEFAULT_START,
     return {table: frames[table] for table in SOURCE_TABLES}
 
 
-def _require_empty(cur: psycopg2.extensions.cursor) -> None:
+def _filled_table(cur: psycopg2.extensions.cursor) -> str | None:
+    """The first source table holding a row (None: all empty)."""
     for table in SOURCE_TABLES:
         cur.execute(f'SELECT EXISTS (SELECT 1 FROM public."{table}")')
         if cur.fetchone()[0]:
-            raise RuntimeError(f"source table {table} is not empty: recreate the schema first "
-                               "(create_source_schema(conn, reset=True) / lakehouse simulate --reset)")
+            return table
+    return None
+
+
+def source_is_empty(conn: psycopg2.extensions.connection) -> bool:
+    """Whether every source table is empty (the schema must exist: ``create_source_schema``)."""
+    with conn.cursor() as cur:
+        return _filled_table(cur) is None
+
+
+def _require_empty(cur: psycopg2.extensions.cursor) -> None:
+    table = _filled_table(cur)
+    if table is not None:
+        raise RuntimeError(f"source table {table} is not empty: recreate the schema first "
+                           "(create_source_schema(conn, reset=True) / lakehouse simulate --reset)")
 
 
 def _advance_sequences(cur: psycopg2.extensions.cursor) -> None:
