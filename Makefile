@@ -38,7 +38,7 @@ runtime: wheels  ## the environment Airflow tasks run the layers from: built whe
 demo: runtime  ## simulate a shop, run the daily DAG under Airflow, list the tables
 	bash scripts/demo.sh $(SCALE) $(SEED) $(START) $(DAYS)
 
-test: runtime  ## every test (unit, integration, end-to-end); also installs Chromium for the Data Docs test
+test: runtime  ## every test (unit, integration, end-to-end); also installs Chromium (Data Docs test) and docker-compose (offline compose check)
 	bash scripts/install-system-deps.sh --test
 	LAKEHOUSE_RUNTIME_BIN=$(CURDIR)/$(RUNTIME)/bin $(PY) -m pytest $(PYTEST_ARGS)
 
