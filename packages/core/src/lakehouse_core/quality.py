@@ -724,6 +724,8 @@ class _GateRun:
     runner: GreatExpectationsRunner
     registry: Registry
     parents: ParentTables
+    #: the reports of earlier gates read so far, by path: table -> its entry
+    reports: dict[Path, dict[str, dict]] = field(default_factory=dict)
 
 
 def _validate_staged(gate: _GateRun, ident: str) -> TableReport:
@@ -731,14 +733,14 @@ def _validate_staged(gate: _GateRun, ident: str) -> TableReport:
     or the whole table; a whole table holding the rows its last published batch's gate passed
     under the same suite keeps that validation (``validated_in``)."""
     began = time.perf_counter()
-    spark, settings, layer, branch, batch_id = gate.spark, gate.settings, gate.layer, gate.branch, gate.batch_id
+    spark, settings, branch, batch_id = gate.spark, gate.settings, gate.branch, gate.batch_id
     namespace, table = ident.split(".")[1:]
     suite = load_suite(settings, namespace, table)
     digest = suite_digest(suite)
     published = iceberg.summary(spark, ident)  # the state of the last published batch
     staged = iceberg.summary(spark, ident, branch)
     batch_rows = batch_rows_filter(spark, gate.registry, namespace, table, batch_id, published, staged)
-    earlier = (_earlier_validation(settings, layer, published, f"{namespace}.{table}", digest)
+    earlier = (_earlier_validation(gate, published, f"{namespace}.{table}", digest)
                if batch_rows is None and iceberg.same_rows_as_published(spark, ident, branch) else None)
     if earlier is not None:
         return replace(earlier, state=staged, previous=published, seconds=round(time.perf_counter() - began, 3),
@@ -760,15 +762,17 @@ def suite_digest(suite: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(suite, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _earlier_validation(settings: LakehouseSettings, layer: str, published: dict[str, str], table: str,
-                        digest: str) -> TableReport | None:
-    """``table``'s result in the report of the ``layer`` gate that published its last batch, when
-    that gate validated all its rows with the suite of ``digest`` (None: no such report or result)."""
+def _earlier_validation(gate: _GateRun, published: dict[str, str], table: str, digest: str) -> TableReport | None:
+    """``table``'s result in the report of the gate that published its last batch, when that gate
+    validated all its rows with the suite of ``digest`` (None: no such report or result)."""
     batch = published.get(f"{iceberg.PROPERTY_PREFIX}batch_id")
-    path = settings.quality_dir / f"{layer}-{batch}.json"
-    if batch is None or not path.is_file():
+    if batch is None:
         return None
-    entry = next((t for t in json.loads(path.read_text())["tables"] if t["table"] == table), None)
+    path = gate.settings.quality_dir / f"{gate.layer}-{batch}.json"
+    if path not in gate.reports:
+        gate.reports[path] = ({t["table"]: t for t in json.loads(path.read_text())["tables"]}
+                              if path.is_file() else {})
+    entry = gate.reports[path].get(table)
     if entry is None or entry.get("suite_digest") != digest or entry.get("batch_rows") is not None:
         return None
     return TableReport(**{**entry, "outcomes": [ExpectationOutcome(**o) for o in entry["outcomes"]]})
@@ -822,12 +826,14 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
                                                     tables_on_branch(spark, "quarantine", branch, f"{layer}_")]
     gate = _GateRun(spark, settings, layer, batch_id, branch, runner, Registry.load(settings),
                     ParentTables(spark, branch))
+    locations = {}
     try:
         for namespace, table in staged:
             checked = _validate_staged(gate, identifier(namespace, table))
             report.tables.append(checked)
-            reported.inputs.append(lineage.validated_table(iceberg.java_table(spark, identifier(namespace, table))
-                                                           .location(), checked.row_count, checked.outcomes))
+            locations[namespace, table] = iceberg.java_table(spark, identifier(namespace, table)).location()
+            reported.inputs.append(lineage.validated_table(locations[namespace, table], checked.row_count,
+                                                           checked.outcomes))
     finally:
         gate.parents.close()
     if (suite_folder(settings, layer) / f"{BATCH_SUITE}.json").exists():
@@ -841,8 +847,7 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
         for namespace, table in staged:
             iceberg.publish(spark, identifier(namespace, table), branch)
             report.published.append(f"{namespace}.{table}")
-            reported.outputs.append(lineage.published_table(iceberg.java_table(spark, identifier(namespace, table))
-                                                            .location()))
+            reported.outputs.append(lineage.published_table(locations[namespace, table]))
     else:
         for namespace, table in staged:
             iceberg.keep_failed_branch(spark, identifier(namespace, table), branch)
