@@ -24,11 +24,12 @@ def _env(settings, run: str) -> dict[str, str]:
     return {**env, "LAKEHOUSE_HOME": str(settings.home), "LAKEHOUSE_SOURCE__DBNAME": f"sim_det_{run}"}
 
 
-def _simulate(settings, run: str, *extra: str) -> subprocess.Popen:
+def _simulate(settings, run: str, *extra: str, database: str | None = None) -> subprocess.Popen:
+    """``lakehouse simulate`` with the scale and seed of ``run`` into ``sim_det_<database or run>``."""
     scale, seed = RUNS[run]
     return subprocess.Popen(
         [sys.executable, "-m", "lakehouse_simulator", "simulate", "--scale", scale, "--seed", seed, *extra],
-        env=_env(settings, run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=_env(settings, database or run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _fingerprint(conn) -> dict[str, tuple[int, str]]:
@@ -45,6 +46,14 @@ def _fingerprint(conn) -> dict[str, tuple[int, str]]:
     return out
 
 
+def _fingerprint_of(connect_db, database: str) -> dict[str, tuple[int, str]]:
+    conn = connect_db(f"sim_det_{database}")
+    try:
+        return _fingerprint(conn)
+    finally:
+        conn.close()
+
+
 @pytest.fixture(scope="module")
 def fingerprints(settings, connect_db) -> dict[str, dict[str, tuple[int, str]]]:
     for run in RUNS:                       # create the databases up front, one at a time
@@ -54,14 +63,7 @@ def fingerprints(settings, connect_db) -> dict[str, dict[str, tuple[int, str]]]:
         out, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, f"run {run} failed:\n{out}\n{err}"
         assert "orders" in out and "generated sim_det_" in out
-    result = {}
-    for run in RUNS:
-        conn = connect_db(f"sim_det_{run}")
-        try:
-            result[run] = _fingerprint(conn)
-        finally:
-            conn.close()
-    return result
+    return {run: _fingerprint_of(connect_db, run) for run in RUNS}
 
 
 def test_same_seed_gives_identical_tables_in_two_processes(fingerprints):
@@ -96,11 +98,7 @@ def test_rerun_without_reset_refuses_and_keeps_the_data(settings, connect_db, fi
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, out + err
     assert "not empty" in out
-    conn = connect_db("sim_det_a")
-    try:
-        assert _fingerprint(conn) == fingerprints["a"]
-    finally:
-        conn.close()
+    assert _fingerprint_of(connect_db, "a") == fingerprints["a"]
 
 
 def test_if_empty_leaves_a_filled_source_as_it_is_and_fills_an_empty_one(settings, connect_db, fingerprints):
@@ -110,22 +108,12 @@ def test_if_empty_leaves_a_filled_source_as_it_is_and_fills_an_empty_one(setting
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, out + err
     assert "already holds data; nothing generated" in out
-    conn = connect_db("sim_det_a")
-    try:
-        assert _fingerprint(conn) == fingerprints["a"]
-    finally:
-        conn.close()
+    assert _fingerprint_of(connect_db, "a") == fingerprints["a"]
     connect_db("sim_det_empty").close()
-    proc = subprocess.Popen([sys.executable, "-m", "lakehouse_simulator", "simulate", "--scale", RUNS["a"][0],
-                             "--seed", RUNS["a"][1], "--if-empty"], env=_env(settings, "empty"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _simulate(settings, "a", "--if-empty", database="empty")
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0 and "generated sim_det_empty" in out, out + err
-    conn = connect_db("sim_det_empty")
-    try:
-        assert _fingerprint(conn) == fingerprints["a"]
-    finally:
-        conn.close()
+    assert _fingerprint_of(connect_db, "empty") == fingerprints["a"]
 
 
 def test_simulate_is_registered_with_the_lakehouse_cli():
