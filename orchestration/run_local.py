@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 DAGS_FOLDER = Path(__file__).resolve().parent / "dags"
@@ -46,6 +47,35 @@ def airflow_environment(home: Path) -> dict[str, str]:
     }
 
 
+def task_progress_listener():
+    """An Airflow listener printing each task instance as it finishes, with its duration
+    (``dag.test()`` runs the tasks in this process, one after another). Imports Airflow: call it
+    once Airflow is configured."""
+    from airflow.listeners import hookimpl
+
+    started: dict[str, float] = {}
+
+    def report(task_instance, outcome: str) -> None:
+        began = started.pop(task_instance.task_id, None)
+        took = "" if began is None else f" in {time.monotonic() - began:.0f} s"
+        print(f"task {task_instance.task_id}: {outcome}{took}", flush=True)
+
+    class TaskProgress:
+        @hookimpl
+        def on_task_instance_running(self, previous_state, task_instance) -> None:
+            started[task_instance.task_id] = time.monotonic()
+
+        @hookimpl
+        def on_task_instance_success(self, previous_state, task_instance) -> None:
+            report(task_instance, "success")
+
+        @hookimpl
+        def on_task_instance_failed(self, previous_state, task_instance, error) -> None:
+            report(task_instance, f"failed ({error})" if error else "failed")
+
+    return TaskProgress()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logical-date", required=True, help="e.g. 2023-01-08 (the run covers the day before)")
@@ -62,6 +92,9 @@ def main() -> int:
 
     import pendulum
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.listener import get_listener_manager
+
+    get_listener_manager().add_listener(task_progress_listener())
 
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
     if bag.import_errors:

@@ -1,8 +1,8 @@
 """The daily lakehouse DAG, generated from the table registry.
 
-extract → gate → silver → gate → gold → gate. Each task runs one layer for all of
-its tables in one Spark application, from the environment that holds the built
-layer wheels (``LAKEHOUSE_RUNTIME_BIN``), never from the source tree. A batch is
+extract → gate → silver → gate → gold → gate → maintenance. Each task runs one layer
+for all of its tables (or maintains every table) in one Spark application, from the
+environment that holds the built layer wheels (``LAKEHOUSE_RUNTIME_BIN``), never from the source tree. A batch is
 the run's data interval: reruns of a published batch are no-ops, and a gate that
 fails leaves ``main`` untouched and fails its task.
 
@@ -13,6 +13,8 @@ fails its task at once, since running it again cannot succeed.
 
 from __future__ import annotations
 
+import json
+import logging
 import shlex
 import sys
 from datetime import timedelta
@@ -20,10 +22,11 @@ from pathlib import Path
 
 import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
-from airflow.sdk import DAG
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk import DAG, Asset, AssetAlias, Connection
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from lakehouse_core.batch import DataInterval
 from lakehouse_core.errors import EXIT_DETERMINISTIC
 from lakehouse_core.registry import Registry
 from lakehouse_core.settings import get_settings
@@ -53,24 +56,73 @@ def raise_for_exit_code(exit_code: int) -> None:
         raise AirflowException(f"lakehouse command failed (exit {exit_code}); it may be retried")
 
 
+#: Airflow connections that, where defined, give the tasks their databases (else the settings:
+#: LAKEHOUSE_SOURCE__*, LAKEHOUSE_CATALOG__*)
+CONNECTIONS = {"lakehouse_source": "LAKEHOUSE_SOURCE__", "lakehouse_catalog": "LAKEHOUSE_CATALOG__"}
+log = logging.getLogger(__name__)
+
+
+def connection_env(conn_id: str, prefix: str) -> dict[str, str]:
+    """The settings variables of Airflow connection ``conn_id`` (host, port, login, password,
+    schema as the database), or {} when no such connection is defined."""
+    try:
+        conn = Connection.get(conn_id)
+    except AirflowNotFoundException:
+        log.info("no Airflow connection %s: the tasks use the %s* settings", conn_id, prefix)
+        return {}
+    fields = {"HOST": conn.host, "PORT": conn.port, "USER": conn.login, "PASSWORD": conn.password,
+              "DBNAME": conn.schema}
+    log.info("Airflow connection %s gives the tasks %s", conn_id, ", ".join(f"{prefix}{k}" for k, v in fields.items()
+                                                                          if v not in (None, "")))
+    return {f"{prefix}{key}": str(value) for key, value in fields.items() if value not in (None, "")}
+
+
+def asset(table: str) -> Asset:
+    """The Airflow asset of a published table ``<layer>.<table>``: named by it, its URI the table's
+    folder in the warehouse (as OpenLineage names the dataset)."""
+    layer, name = table.split(".")
+    return Asset(name=f"lakehouse.{table}", uri=f"{settings.warehouse_uri.rstrip('/')}/{layer}/{name}")
+
+
 class LakehouseCommand(BashOperator):
-    """A ``lakehouse`` command whose exit code decides whether a failure is retried."""
+    """A ``lakehouse`` command whose exit code decides whether a failure is retried. A gate
+    (``publishes``: its layer) adds an asset event for each table it published to the alias
+    ``lakehouse_<layer>`` (its outlet), so that other DAGs can be scheduled on a table."""
+
+    def __init__(self, *, publishes: str | None = None, **kwargs):
+        if publishes is not None:
+            kwargs["outlets"] = [AssetAlias(f"lakehouse_{publishes}")]
+        super().__init__(**kwargs)
+        self.publishes = publishes
 
     def execute(self, context):
-        result = self.subprocess_hook.run_command(command=["bash", "-c", self.bash_command],
-                                                  env=self.get_env(context), output_encoding=self.output_encoding,
-                                                  cwd=self.cwd)
+        env = self.get_env(context)
+        for conn_id, prefix in CONNECTIONS.items():
+            env |= connection_env(conn_id, prefix)
+        result = self.subprocess_hook.run_command(command=["bash", "-c", self.bash_command], env=env,
+                                                  output_encoding=self.output_encoding, cwd=self.cwd)
         raise_for_exit_code(result.exit_code)
+        if self.publishes is not None:
+            # the gate's report names what it published (none when the batch was published before:
+            # a gate that found nothing staged writes no report; a retry after a crash that
+            # published may announce the tables again, as at-least-once events)
+            batch = DataInterval(context["data_interval_start"], context["data_interval_end"]).batch_id
+            report = settings.quality_dir / f"{self.publishes}-{batch}.json"
+            published = json.loads(report.read_text())["published"] if report.exists() else []
+            for table in published:
+                context["outlet_events"][AssetAlias(f"lakehouse_{self.publishes}")].add(asset(table))
         return result.output
 
 
 STEPS = [
-    ("bronze_extract", f"bronze extract --tables {TABLES}"),
-    ("bronze_gate", f"gate bronze --tables {TABLES}"),
-    ("silver_transform", f"silver transform --tables {TABLES}"),
-    ("silver_gate", f"gate silver --tables {TABLES}"),
-    ("gold_build", "gold build"),
-    ("gold_gate", "gate gold"),
+    ("bronze_extract", f"bronze extract --tables {TABLES} {INTERVAL}"),
+    ("bronze_gate", f"gate bronze --tables {TABLES} {INTERVAL}"),
+    ("silver_transform", f"silver transform --tables {TABLES} {INTERVAL}"),
+    ("silver_gate", f"gate silver --tables {TABLES} {INTERVAL}"),
+    ("gold_build", f"gold build {INTERVAL}"),
+    ("gold_gate", f"gate gold {INTERVAL}"),
+    # compaction, manifest rewrite, snapshot expiry, orphan-file removal (LAKEHOUSE_MAINTENANCE__*)
+    ("maintenance", "maintain"),
 ]
 
 with DAG(
@@ -87,9 +139,10 @@ with DAG(
     for task_id, command in STEPS:
         task = LakehouseCommand(
             task_id=task_id,
-            bash_command=f"{LAKEHOUSE} {command} {INTERVAL}",
+            bash_command=f"{LAKEHOUSE} {command}",
             env=LINEAGE_ENV,
             append_env=True,
+            publishes=task_id.removesuffix("_gate") if task_id.endswith("_gate") else None,
         )
         if previous is not None:
             previous >> task

@@ -11,8 +11,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -23,58 +25,17 @@ from lakehouse_core.errors import EXIT_DETERMINISTIC, EXIT_RETRYABLE
 pytestmark = pytest.mark.airflow
 
 REPO = Path(__file__).resolve().parents[2]
-TASKS = ["bronze_extract", "bronze_gate", "silver_transform", "silver_gate", "gold_build", "gold_gate"]
+TASKS = ["bronze_extract", "bronze_gate", "silver_transform", "silver_gate", "gold_build", "gold_gate", "maintenance"]
 LAYER_APPS = {"lakehouse_bronze": "bronze_extract", "lakehouse_silver": "silver_transform",
               "lakehouse_gold": "gold_build"}
 
 
 @pytest.fixture(scope="module")
-def runtime_bin() -> Path:
-    path = Path(os.environ.get("LAKEHOUSE_RUNTIME_BIN", REPO / "dist" / "runtime" / "bin"))
-    if not (path / "lakehouse").exists():
-        pytest.fail(f"no built runtime at {path}: run `make runtime` (make test does)")
-    return path
-
-
-def run_dag(env: dict[str, str], home: Path, logical_date: str) -> tuple[subprocess.CompletedProcess, dict | None]:
-    """One DAG run (``run_local.py``): the process and its ``{states, tries, data_interval}``."""
-    states = home / f"states-{logical_date}.json"
-    proc = subprocess.run([sys.executable, str(REPO / "orchestration" / "run_local.py"),
-                           "--logical-date", logical_date, "--states-json", str(states)],
-                          env=env, capture_output=True, text=True, timeout=900)
-    return proc, json.loads(states.read_text()) if states.exists() else None
-
-
-@pytest.fixture(scope="module")
-def e2e_env(tmp_path_factory, runtime_bin):
-    """A state folder with a simulated shop; the tasks find their suites in the installed wheels
-    (no LAKEHOUSE_EXPECTATIONS_DIR)."""
-    home = tmp_path_factory.mktemp("airflow-e2e")
-    env = {k: v for k, v in os.environ.items() if k != "LAKEHOUSE_EXPECTATIONS_DIR"}
-    env |= {"LAKEHOUSE_HOME": str(home), "LAKEHOUSE_RUNTIME_BIN": str(runtime_bin), "LAKEHOUSE_LINEAGE__ENABLED": "true",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"}  # the tasks' output is part of the run's output
-    lakehouse = [str(runtime_bin / "lakehouse")]
-    subprocess.run([*lakehouse, "simulate", "--scale", "0.01", "--seed", "3", "--days", "3", "--reset"],
-                   env=env, check=True, capture_output=True)
-    try:
-        yield home, env
-    finally:
-        subprocess.run([*lakehouse, "db", "stop"], env=env, capture_output=True)
-
-
-@pytest.fixture(scope="module")
-def dag_run(e2e_env):
-    home, env = e2e_env
-    proc, result = run_dag(env, home, "2023-01-04")
-    return home, proc, result
-
-
-@pytest.fixture(scope="module")
-def failing_gate_run(dag_run, e2e_env, runtime_bin):
+def failing_gate_run(dag_run, e2e_env, runtime_bin, run_dag, shop_args):
     """The next day, with an order whose total is negative: the bronze gate fails."""
     home, env = e2e_env
-    subprocess.run([str(runtime_bin / "lakehouse"), "simulate-advance", "--days", "1", "--seed", "3",
-                    "--scale", "0.01"], env=env, check=True, capture_output=True)
+    subprocess.run([str(runtime_bin / "lakehouse"), "simulate-advance", "--days", "1", *shop_args], env=env,
+                   check=True, capture_output=True)
     with _source(home) as cur:
         cur.execute("UPDATE orders SET total_price = -5 WHERE id = (SELECT max(id) FROM orders)")
     return run_dag(env, home, "2023-01-05")
@@ -112,6 +73,21 @@ def test_a_successful_run_logs_no_error_line(dag_run):
     assert "illegal reflective access" not in output
 
 
+def test_the_run_shows_its_progress(dag_run):
+    """Each task is printed as it finishes, in order; each layer command and gate prints a line
+    per table as it is done and ends with a summary table."""
+    _, proc, result = dag_run
+    assert result is not None
+    finished = re.findall(r"^task (\w+): success in \d+ s$", proc.stdout, re.MULTILINE)
+    assert finished == TASKS, proc.stdout[-3000:]
+    output = proc.stdout + proc.stderr
+    for title in ("bronze extract", "bronze gate", "silver transform", "silver gate", "gold build", "gold gate"):
+        assert re.search(rf"{title}: (\d+) of \1 tables in [\d.]+ s", output), title
+    assert re.search(r"\[ ?\d+/24\] silver\.orders: \d+ keys merged", output)
+    assert re.search(r"\[ ?\d+/\d+\] gold\.mart_daily_sales: [\d,]+ rows, \d+ expectations, 0 failing", output)
+    assert re.search(r"^.*total +[\d,]+ ", output, re.MULTILINE)
+
+
 def test_no_personal_data_in_lineage_reports_or_logs(dag_run):
     """Emails and phones of the source stay in bronze: not in lineage events, quality reports,
     Data Docs, validation results or the run's log output."""
@@ -141,13 +117,18 @@ def test_a_failing_gate_fails_its_task_without_retry(failing_gate_run):
     assert "expect_column_values_to_be_between(total_price)" in proc.stdout + proc.stderr
 
 
-def test_exit_codes_decide_retries():
-    """Exit 3 (a deterministic failure) fails the task for good; other codes stay retryable."""
+def _dag_module():
     sys.path.insert(0, str(REPO / "orchestration" / "dags"))
     try:
-        from lakehouse_daily import raise_for_exit_code
+        import lakehouse_daily
     finally:
         sys.path.pop(0)
+    return lakehouse_daily
+
+
+def test_exit_codes_decide_retries():
+    """Exit 3 (a deterministic failure) fails the task for good; other codes stay retryable."""
+    raise_for_exit_code = _dag_module().raise_for_exit_code
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
     raise_for_exit_code(0)
@@ -157,6 +138,42 @@ def test_exit_codes_decide_retries():
         with pytest.raises(AirflowException) as failure:
             raise_for_exit_code(code)
         assert not isinstance(failure.value, AirflowFailException)
+
+
+def test_airflow_connections_give_the_tasks_their_databases(monkeypatch):
+    """A defined ``lakehouse_source``/``lakehouse_catalog`` connection becomes the task's settings
+    variables (password decoded, schema as the database); without one the settings stand."""
+    monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_SOURCE", "postgres://shop_reader:s%40cret@db.internal:6543/shop")
+    monkeypatch.delenv("AIRFLOW_CONN_LAKEHOUSE_CATALOG", raising=False)
+    dag = _dag_module()
+    assert dag.connection_env("lakehouse_source", dag.CONNECTIONS["lakehouse_source"]) == {
+        "LAKEHOUSE_SOURCE__HOST": "db.internal", "LAKEHOUSE_SOURCE__PORT": "6543",
+        "LAKEHOUSE_SOURCE__USER": "shop_reader", "LAKEHOUSE_SOURCE__PASSWORD": "s@cret",
+        "LAKEHOUSE_SOURCE__DBNAME": "shop"}
+    assert dag.connection_env("lakehouse_catalog", dag.CONNECTIONS["lakehouse_catalog"]) == {}
+    from lakehouse_core.settings import LakehouseSettings
+
+    for key, value in dag.connection_env("lakehouse_source", "LAKEHOUSE_SOURCE__").items():
+        monkeypatch.setenv(key, value)
+    source = LakehouseSettings().source
+    assert (source.host, source.port, source.dbname) == ("db.internal", 6543, "shop")
+
+
+def test_gates_announce_what_they_published_as_airflow_assets(dag_run):
+    """Each gate adds an asset event per table it published (through its alias
+    ``lakehouse_<layer>``): a DAG scheduled on ``lakehouse.gold.mart_daily_sales`` runs after it."""
+    import sqlite3
+
+    home, _, result = dag_run
+    assert result is not None
+    with contextlib.closing(sqlite3.connect(home / "airflow" / "airflow.db")) as db:
+        events = db.execute("SELECT a.name, a.uri, e.source_task_id FROM asset_event e JOIN asset a ON a.id = e.asset_id"
+                            ).fetchall()
+    by_name = {name: (uri, task) for name, uri, task in events}
+    assert by_name["lakehouse.gold.mart_daily_sales"] == ((home / "warehouse" / "gold" / "mart_daily_sales").as_uri(),
+                                                          "gold_gate")
+    assert by_name["lakehouse.bronze.orders"][1] == "bronze_gate" and by_name["lakehouse.silver.orders"][1] == "silver_gate"
+    assert len([n for n in by_name if n.startswith("lakehouse.silver.")]) == 24
 
 
 def test_tasks_ran_the_built_wheels(dag_run, runtime_bin):
@@ -212,6 +229,59 @@ def test_lineage_events_are_valid_and_linked(dag_run, openlineage_validate):
         assert any(o["facets"].get("storage", {}).get("storageLayer") == "iceberg" for e in writes for o in e["outputs"])
 
 
+def test_lineage_walks_from_every_source_table_to_gold(dag_run, runtime_bin):
+    """The recorded events (Spark listener, the platform's own, Airflow's) form one graph: every
+    source table reaches gold through bronze and silver, every gold table is reached; every run is
+    a child of its Airflow task's run (a Spark action's of its application's); silver columns name
+    their bronze columns (masked PII marked); ``lakehouse lineage`` draws it as an SVG."""
+    from xml.etree import ElementTree
+
+    from lakehouse_core.lineage_graph import LineageGraph
+
+    home, _, _ = dag_run
+    graph = LineageGraph.read(home / "lineage")
+    sources = [d for d in graph.datasets if d.layer == "source"]
+    assert len(sources) == 24 and graph.unconnected_sources() == []
+    for source in sources:
+        assert {"bronze", "silver", "gold"} <= {d.layer for d in graph.downstream(source)}, source.label
+    gold = {d for d in graph.datasets if d.layer == "gold"}
+    assert len(gold) == 24 and gold <= set().union(*(graph.downstream(d) for d in sources))
+
+    events = {name: [json.loads(l) for l in (home / "lineage" / f"{name}-events.jsonl").read_text().splitlines()]
+              for name in ("airflow", "spark", "python")}
+    # (the files also hold the next day's run, whose bronze gate fails)
+    task_runs, app_runs = defaultdict(set), defaultdict(set)
+    for event in events["airflow"]:
+        dag, _, task = event["job"]["name"].partition(".")
+        task_runs[task].add(event["run"]["runId"])
+    for event in events["spark"]:
+        if event["job"]["name"] in LAYER_APPS:
+            app_runs[event["job"]["name"]].add(event["run"]["runId"])
+    task_of = {**LAYER_APPS, **{f"lakehouse_{layer}_gate": f"{layer}_gate" for layer in ("bronze", "silver", "gold")}}
+    for source, stream in (("spark", events["spark"]), ("python", events["python"])):
+        for event in stream:
+            name = event["job"]["name"]
+            app = name.split(".", 1)[0]
+            expected = task_runs[task_of[app]] | (app_runs[app] if "." in name and source == "spark" else set())
+            assert event["run"]["facets"]["parent"]["run"]["runId"] in expected, (name, event["eventType"])
+
+    customers = next(o for e in events["python"] for o in e.get("outputs", [])
+                     if e["job"]["name"] == "lakehouse_silver.transform_customers" and e["eventType"] == "COMPLETE")
+    fields = customers["facets"]["columnLineage"]["fields"]
+    email = fields["email"]["inputFields"][0]
+    assert email["name"].endswith("/bronze/customers") and email["field"] == "email"
+    assert email["transformations"][0]["masking"] is True
+    assert fields["id"]["inputFields"][0]["transformations"][0]["masking"] is False
+
+    picture = home / "lineage-picture.svg"
+    drawn = subprocess.run([str(runtime_bin / "lakehouse"), "lineage", "--output", str(picture)],
+                           env={**os.environ, "LAKEHOUSE_HOME": str(home)}, capture_output=True, text=True)
+    assert drawn.returncode == 0, drawn.stderr[-2000:]
+    assert "every source table reaches gold" in drawn.stdout
+    labels = {t.text for t in ElementTree.parse(picture).iter("{http://www.w3.org/2000/svg}text")}
+    assert {"source.orders", "bronze.orders", "silver.orders", "gold.mart_daily_sales", "lakehouse_silver"} <= labels
+
+
 def test_each_gate_reports_one_run_with_data_quality_facets(dag_run):
     """A gate runs without the Spark listener (no event per Great Expectations query) and reports
     one run under its Airflow task: every table it validated with the outcome of each expectation
@@ -253,3 +323,67 @@ def test_landed_first_loads_report_their_lineage(dag_run):
     assert orders["namespace"] == "file" and orders["facets"]["storage"]["storageLayer"] == "iceberg"
     assert orders["outputFacets"]["outputStatistics"]["rowCount"] > 0
     assert {"id", "status", "_batch_id", "_op"} <= {f["name"] for f in orders["facets"]["schema"]["fields"]}
+
+
+def test_the_airflow_ui_shows_the_run_in_the_dag_grid(dag_run, failing_gate_run, tmp_path):
+    """After the runs (a successful day, then a day whose bronze gate fails), Airflow's api-server
+    serves the UI: headless Chromium opens the DAG's page and finds every task in its grid, the
+    failed run and the gates' asset events; a screenshot goes to ``test-artifacts/airflow/``."""
+    import socket
+    import time
+    import urllib.request
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    home, _, result = dag_run
+    assert result is not None
+    sys.path.insert(0, str(REPO / "orchestration"))
+    try:
+        from run_local import DAG_ID, airflow_environment
+    finally:
+        sys.path.pop(0)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, **airflow_environment(home), "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+           "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}"}
+    log = (tmp_path / "api-server.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port),
+                               "--workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert browser and driver, "chromium and chromium-driver are not installed: run scripts/install-system-deps.sh"
+    chrome = None
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5):
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, \
+                    (tmp_path / "api-server.log").read_text()[-3000:]
+                time.sleep(1)
+        options = webdriver.ChromeOptions()
+        options.binary_location = browser
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1600,1000"):
+            options.add_argument(flag)
+        chrome = webdriver.Chrome(service=Service(driver), options=options)
+        chrome.get(f"http://127.0.0.1:{port}/dags/{DAG_ID}")
+        # the grid lists the tasks; the overview the asset events the gates created
+        expected = [*TASKS, "Created Asset Events", "lakehouse.gold.mart_"]
+        shown = WebDriverWait(chrome, 90).until(
+            lambda c: (text := c.execute_script("return document.body.innerText"))
+            and all(item in text for item in expected) and text)
+        screenshots = Path(os.environ.get("LAKEHOUSE_TEST_ARTIFACTS", REPO / "test-artifacts")) / "airflow"
+        screenshots.mkdir(parents=True, exist_ok=True)
+        chrome.save_screenshot(str(screenshots / "dag-grid.png"))
+        assert DAG_ID in shown and "Failed Run" in shown  # the next day's run, whose bronze gate failed
+    finally:
+        if chrome is not None:
+            chrome.quit()
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()

@@ -5,22 +5,30 @@ from __future__ import annotations
 import argparse
 
 from lakehouse_core.cli import add_batch_arguments, start_layer_job
+from lakehouse_core.progress import Progress
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from lakehouse_bronze.extract import extract_tables
+    from lakehouse_bronze.extract import ExtractResult, extract_tables
     from lakehouse_bronze.source import source_state
 
     job = start_layer_job(args, "bronze")
     state = source_state(job.settings)  # one clock reading and snapshot for the whole run
-    for result in extract_tables(job.spark, job.settings, job.tables, job.interval, state):
+    progress = Progress("bronze extract", len(job.tables))
+
+    def done(result: ExtractResult) -> None:
         outcome = ("already published, skipped" if result.skipped else
-                   f"{result.rows_written} rows and {result.deletes} deletes staged, watermark {result.watermark}")
+                   f"{result.rows_written} rows and {result.deletes} deletes staged, watermark {result.watermark}"
+                   + ("" if result.seconds is not None else " (landed with the other first loads)"))
         deferred = result.deferred
         if deferred.rows:
             outcome += (f"; {deferred.rows} source rows beyond the upper bound left for a later batch"
                         + (f" ({deferred.future} dated after the source clock)" if deferred.future else ""))
-        print(f"bronze.{result.table}: {outcome}")
+        progress.done(f"bronze.{result.table}", outcome, result.seconds, rows=result.rows_written,
+                      deletes=result.deletes, deferred=deferred.rows, staged=not result.skipped)
+
+    extract_tables(job.spark, job.settings, job.tables, job.interval, state, on_done=done)
+    progress.summary()
     return 0
 
 

@@ -23,9 +23,11 @@ replaces its own earlier attempt (the branch is reset).
 from __future__ import annotations
 
 import functools
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
+from typing import Callable
 
 from psycopg2.pool import ThreadedConnectionPool
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -64,6 +66,7 @@ class ExtractResult:
     new_columns: tuple[str, ...] = ()
     skipped: bool = False
     deferred: Deferred = Deferred()
+    seconds: float | None = None  # its own extraction (None: landed in one job with other first loads)
 
 
 @dataclass(frozen=True)
@@ -260,14 +263,16 @@ def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: l
         results = list(threads.map(commit, plans, jobs, landed))
         reported.outputs = [
             lineage.iceberg_table(job.location, [(f.name, f.dataType.simpleString()) for f in job.table_schema().fields],
-                                  done.rows, len(done.files))
-            for job, done in zip(jobs, landed)]
+                                  done.rows, len(done.files), source)
+            for job, done, source in zip(jobs, landed, reported.inputs)]
         return results
 
 
 def extract_tables(spark: SparkSession, settings: LakehouseSettings, specs: list[TableSpec],
-                   interval: DataInterval, state: source.SourceState) -> list[ExtractResult]:
-    """Extract ``specs`` into their audit branches (see module docstring); results in ``specs`` order.
+                   interval: DataInterval, state: source.SourceState,
+                   on_done: Callable[[ExtractResult], None] | None = None) -> list[ExtractResult]:
+    """Extract ``specs`` into their audit branches (see module docstring); results in ``specs`` order,
+    each also handed to ``on_done`` as soon as it is staged (first loads: once all have landed).
 
     Raises BatchOrderError when a newer batch is already published, SchemaDriftError
     on an incompatible source type change, WatermarkError when the watermark would
@@ -282,12 +287,20 @@ def extract_tables(spark: SparkSession, settings: LakehouseSettings, specs: list
         with task_errors():
             landed = _land_first_loads(spark, settings, first_loads, connections)
     results = dict(zip((p.spec.name for p in first_loads), landed))
+    report = on_done or (lambda result: None)
+    for result in landed:
+        report(result)
     for plan in plans:
         if plan.start.already_published:
-            results[plan.spec.name] = ExtractResult(plan.spec.name, 0, 0, plan.start.state("watermark"), skipped=True)
+            results[plan.spec.name] = ExtractResult(plan.spec.name, 0, 0, plan.start.state("watermark"), skipped=True,
+                                                    seconds=0.0)
+            report(results[plan.spec.name])
         elif plan.spec.name not in results:
+            began = time.perf_counter()
             with task_errors():
-                results[plan.spec.name] = _extract_dataframe(spark, settings, plan)
+                result = _extract_dataframe(spark, settings, plan)
+            results[plan.spec.name] = replace(result, seconds=round(time.perf_counter() - began, 3))
+            report(results[plan.spec.name])
     return [results[spec.name] for spec in specs]
 
 

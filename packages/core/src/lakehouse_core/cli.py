@@ -16,11 +16,13 @@ import sys
 import threading
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakehouse_core import postgres
 from lakehouse_core.batch import DataInterval
 from lakehouse_core.errors import ConfigurationError, LakehouseError
+from lakehouse_core.progress import Progress
 from lakehouse_core.registry import Registry, TableSpec
 from lakehouse_core.settings import LakehouseSettings, get_settings
 
@@ -100,7 +102,9 @@ def _gate(args: argparse.Namespace) -> int:
     from lakehouse_core.quality import run_gate
 
     tables = [n.strip() for n in args.gate_tables.split(",")] if args.gate_tables else None
-    report = run_gate(job.spark, job.settings, args.layer, job.interval.batch_id, tables)
+    progress = Progress(f"{args.layer} gate", 0)
+    report = run_gate(job.spark, job.settings, args.layer, job.interval.batch_id, tables, progress)
+    progress.summary()
     for line in report.summary_lines():
         print(line)
     return 0
@@ -148,6 +152,43 @@ def _quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def _maintain(args: argparse.Namespace) -> int:
+    from lakehouse_core.maintenance import LAYERS, maintain
+
+    layers = tuple(args.layers.split(",")) if args.layers else LAYERS
+    unknown = sorted(set(layers) - set(LAYERS))
+    if unknown:
+        raise ConfigurationError(f"maintain --layers: unknown layer {unknown[0]!r} (layers: {', '.join(LAYERS)})")
+    settings = get_settings()
+    results = maintain(utility_spark("lakehouse_maintenance"), settings, layers)
+    print(f"{'table':<36} {'snapshots':>15} {'data files':>15} {'expired files':>13} {'orphans':>8} {'seconds':>8}")
+    for r in results:
+        print(f"{r.table:<36} {r.snapshots_before:>6} -> {r.snapshots_after:<6} {r.data_files_before:>6} -> "
+              f"{r.data_files_after:<6} {r.expired_files:>13} {r.orphan_files:>8} {r.seconds:>8.2f}")
+    print(f"{len(results)} tables: {sum(r.snapshots_before - r.snapshots_after for r in results)} snapshots expired, "
+          f"{sum(r.expired_files + r.orphan_files for r in results)} files deleted")
+    return 0
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    from lakehouse_core.lineage_graph import LineageGraph, render_svg
+
+    settings = get_settings()
+    fine = LineageGraph.read(settings.lineage_dir)
+    drawn = fine if args.by_action else LineageGraph.read(settings.lineage_dir, by_application=True)
+    output = args.output or settings.lineage_dir / "lineage.svg"
+    output.write_text(render_svg(drawn))
+    layers = {}
+    for dataset in fine.datasets:
+        layers[dataset.layer] = layers.get(dataset.layer, 0) + 1
+    print(f"{len(fine.jobs)} jobs, datasets: " + ", ".join(f"{n} {layer}" for layer, n in sorted(layers.items())))
+    gaps = fine.unconnected_sources()
+    print("every source table reaches gold" if not gaps else
+          "source tables that reach no gold table: " + ", ".join(d.label for d in gaps))
+    print(f"graph: {output}")
+    return 0
+
+
 def _sql(args: argparse.Namespace) -> int:
     utility_spark("lakehouse-sql").sql(args.query).show(args.limit, truncate=False)
     return 0
@@ -170,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tables", help="list every Iceberg table with its row count").set_defaults(func=_tables)
     sub.add_parser("quality", help="the latest gate result per table: expectations passed, warned, failed, "
                    "rows, quarantined rows, Data Docs page").set_defaults(func=_quality)
+    maintain = sub.add_parser("maintain", help="compact, rewrite manifests, expire snapshots and remove orphan "
+                              "files of every table (retention: LAKEHOUSE_MAINTENANCE__*)")
+    maintain.add_argument("--layers", default=None, help="comma-separated layers (default: all)")
+    maintain.set_defaults(func=_maintain)
+    drawing = sub.add_parser("lineage", help="draw the recorded lineage (datasets and jobs) as an SVG picture")
+    drawing.add_argument("--output", type=Path, default=None, help="default: <home>/lineage/lineage.svg")
+    drawing.add_argument("--by-action", action="store_true",
+                         help="a job per Spark action and step (default: one per application)")
+    drawing.set_defaults(func=_lineage)
     sql = sub.add_parser("sql", help="run a Spark SQL query against the catalog (e.g. SELECT * FROM gold.x)")
     sql.add_argument("query")
     sql.add_argument("--limit", type=int, default=50)

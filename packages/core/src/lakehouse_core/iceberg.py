@@ -30,6 +30,10 @@ PROPERTY_PREFIX = "lakehouse."
 FAILED_BRANCH_RETENTION_MS = 3 * 24 * 3600 * 1000
 
 
+class HistoryExpiredError(BatchError):
+    """A table's batch history is needed further back than its snapshots were kept."""
+
+
 class PublishError(BatchError):
     """An audit branch could not be published to ``main``."""
 
@@ -134,11 +138,16 @@ class StagedFiles:
     properties: dict[str, str]
 
 
+#: every commit writes a new metadata file: keep the last few, not every one since the table began
+METADATA_RETENTION = {"write.metadata.delete-after-commit.enabled": "true",
+                      "write.metadata.previous-versions-max": "20"}
+
+
 def create_table(spark: SparkSession, ident: str, schema: T.StructType, partition_by: list[str] | None = None,
                  properties: dict[str, str] | None = None, location: str | None = None,
                  staged: StagedFiles | None = None) -> None:
-    """Create ``ident`` (format v2) with ``schema`` (all columns nullable) and an initial empty
-    snapshot, in one catalog commit.
+    """Create ``ident`` (format v2, ``METADATA_RETENTION``) with ``schema`` (all columns nullable)
+    and an initial empty snapshot, in one catalog commit.
 
     The empty snapshot lets audit branches be created before the first publish. ``staged``
     adds, in the same commit, its branch holding its files (read through the table's name
@@ -160,7 +169,7 @@ def create_table(spark: SparkSession, ident: str, schema: T.StructType, partitio
     catalog = iceberg("spark.Spark3Util").loadIcebergCatalog(spark._jsparkSession, catalog_name)
     builder = (catalog.buildTable(iceberg("catalog.TableIdentifier").parse(f"{namespace}.{name}"), iceberg_schema)
                .withPartitionSpec(spec.build()).withProperty("format-version", "2"))
-    for key, value in (properties or {}).items():
+    for key, value in (METADATA_RETENTION | (properties or {})).items():
         builder = builder.withProperty(key, value)
     if location:
         builder = builder.withLocation(location)
@@ -280,7 +289,9 @@ def summary(spark: SparkSession, ident: str, ref: str = PUBLISH_TAG) -> dict[str
 def published_snapshots(spark: SparkSession, ident: str, until: int, after: str | None = None) -> list[tuple[str, int]]:
     """(batch id, snapshot id) of every batch published on ``main`` up to snapshot ``until`` (and
     after batch ``after``), oldest first: the table's history batch by batch, each batch's last
-    snapshot. Without ``after`` it reads the whole ancestry (for rebuilds)."""
+    snapshot. Without ``after`` it reads the whole ancestry (for rebuilds).
+
+    Raises HistoryExpiredError when a snapshot of that history was expired (``maintenance``)."""
     table = java_table(spark, ident)
     history, snap = [], table.snapshot(until)
     while snap is not None:
@@ -291,6 +302,12 @@ def published_snapshots(spark: SparkSession, ident: str, until: int, after: str 
             history.append((str(batch), snap.snapshotId()))
         parent = snap.parentId()
         snap = None if parent is None else table.snapshot(parent)
+        if parent is not None and snap is None:
+            raise HistoryExpiredError(
+                f"{ident.split('.', 1)[1]}: the snapshots {'after batch ' + after if after else 'of its history'} "
+                f"before batch {history[-1][0] if history else 'the pinned one'} were expired by maintenance "
+                "(LAKEHOUSE_MAINTENANCE__SNAPSHOT_RETENTION_DAYS, RETAIN_LAST); raise the retention, or rebuild "
+                "what reads it from the retained history")
     return history[::-1]
 
 
@@ -314,12 +331,17 @@ class BatchStatus:
 def batch_status(spark: SparkSession, ident: str, batch_id: str) -> BatchStatus:
     """Where ``batch_id`` stands on ``main`` of an existing table.
 
-    Batch ids sort by time and ``main`` only ever receives batches in order (an older one
-    after a newer one is refused), so the walk back from the head stops at the first
-    batch not newer than ``batch_id``: it reads the snapshots published since that batch,
-    not the table's whole history.
+    The ``last_publish`` tag holds the newest published batch (and survives snapshot expiry):
+    it answers for that batch and any newer one. Batch ids sort by time and ``main`` only ever
+    receives batches in order (an older one after a newer one is refused), so for an older
+    batch the walk back from the head stops at the first batch not newer than ``batch_id``:
+    it reads the snapshots published since that batch, not the table's whole history. An older
+    batch whose snapshots were expired reads as not published (a rerun of it is refused).
     """
-    newest = None
+    newest_published = summary(spark, ident).get(f"{PROPERTY_PREFIX}batch_id")
+    if newest_published is not None and batch_id >= newest_published:
+        return BatchStatus(batch_id == newest_published)
+    newest = newest_published
     for snap in _ancestors(java_table(spark, ident)):
         batch = snap.summary().get(f"{PROPERTY_PREFIX}batch_id")
         if batch is None:  # the creation snapshot and compactions carry no batch

@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import (
+    column_lineage_dataset,
     data_quality_assertions_dataset,
     data_quality_metrics_input_dataset,
     job_type_job,
@@ -35,6 +36,9 @@ from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
 from openlineage.client.uuid import generate_new_uuid
 
+from pyspark.sql import SparkSession
+
+from lakehouse_core import iceberg
 from lakehouse_core.settings import LakehouseSettings, PostgresSettings
 from lakehouse_core.spark import ParentRun
 
@@ -54,14 +58,47 @@ def _iceberg_name(location: str) -> tuple[str, str]:
         (f"{parsed.scheme}://{parsed.netloc}", parsed.path.lstrip("/"))
 
 
-def iceberg_table(location: str, columns: list[tuple[str, str]], rows: int, files: int) -> OutputDataset:
-    """An Iceberg table at ``location`` written by a step, with its schema and what was written."""
+@dataclass(frozen=True)
+class ColumnSource:
+    """Where a written column comes from: ``column`` of the dataset ``source`` (an Iceberg table's
+    location, or a dataset as ``postgres_table`` names it), transformed as ``how`` says;
+    ``masked``: the value is not recoverable from it (a keyed hash)."""
+
+    source: str | InputDataset
+    column: str
+    how: str
+    masked: bool = False
+
+    @property
+    def dataset(self) -> tuple[str, str]:
+        """(namespace, name) of the source dataset."""
+        return ((self.source.namespace, self.source.name) if isinstance(self.source, InputDataset)
+                else _iceberg_name(self.source))
+
+
+def _column_lineage(column_sources: dict[str, ColumnSource]) -> column_lineage_dataset.ColumnLineageDatasetFacet:
+    return column_lineage_dataset.ColumnLineageDatasetFacet(fields={
+        column: column_lineage_dataset.Fields(inputFields=[column_lineage_dataset.InputField(
+            *source.dataset, field=source.column, transformations=[column_lineage_dataset.Transformation(
+                type="DIRECT", subtype="TRANSFORMATION", description=source.how, masking=source.masked)])])
+        for column, source in column_sources.items()})
+
+
+def iceberg_table(location: str, columns: list[tuple[str, str]], rows: int, files: int,
+                  source: InputDataset | None = None) -> OutputDataset:
+    """An Iceberg table at ``location`` written by a step, with its schema and what was written;
+    ``source``: the dataset its columns were copied from, by name (but ``_*`` metadata columns)."""
     namespace, name = _iceberg_name(location)
+    facets: dict[str, Any] = {}
+    if source is not None:
+        facets["columnLineage"] = _column_lineage({c: ColumnSource(source, c, "copied") for c, _ in columns
+                                                   if not c.startswith("_")})
     return OutputDataset(
         namespace=namespace, name=name,
         facets={"schema": schema_dataset.SchemaDatasetFacet(
                     fields=[schema_dataset.SchemaDatasetFacetFields(name=n, type=t) for n, t in columns]),
-                "storage": storage_dataset.StorageDatasetFacet(storageLayer="iceberg", fileFormat="parquet")},
+                "storage": storage_dataset.StorageDatasetFacet(storageLayer="iceberg", fileFormat="parquet"),
+                **facets},
         outputFacets={"outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
             rowCount=rows, fileCount=files)})
 
@@ -94,12 +131,33 @@ def validated_table(location: str, rows: int, assertions: Sequence[Assertion]) -
     return InputDataset(namespace=namespace, name=name, inputFacets=facets)
 
 
-def published_table(location: str) -> OutputDataset:
-    """An Iceberg table whose ``main`` a step moved (a gate publishing the batch)."""
+def table_step(spark: SparkSession, reads: Sequence[str], writes: Sequence[str],
+               column_sources: dict[str, dict[str, ColumnSource]] | None = None
+               ) -> tuple[list[InputDataset], list[OutputDataset]]:
+    """The datasets of a step that read the Iceberg tables ``reads`` and wrote ``writes`` (their
+    identifiers; tables that do not exist are left out), ``column_sources`` per written identifier."""
+    def location(ident: str) -> str:
+        return iceberg.java_table(spark, ident).location()
+
+    return ([read_table(location(i)) for i in reads if iceberg.table_exists(spark, i)],
+            [published_table(location(i), (column_sources or {}).get(i)) for i in writes if iceberg.table_exists(spark, i)])
+
+
+def published_table(location: str, column_sources: dict[str, ColumnSource] | None = None) -> OutputDataset:
+    """An Iceberg table a step wrote to (its audit branch) or whose ``main`` it moved (a gate
+    publishing the batch). ``column_sources``: each column's source (the ``columnLineage`` facet)."""
     namespace, name = _iceberg_name(location)
-    return OutputDataset(namespace=namespace, name=name,
-                         facets={"storage": storage_dataset.StorageDatasetFacet(storageLayer="iceberg",
-                                                                                fileFormat="parquet")})
+    facets: dict[str, Any] = {"storage": storage_dataset.StorageDatasetFacet(storageLayer="iceberg",
+                                                                             fileFormat="parquet")}
+    if column_sources:
+        facets["columnLineage"] = _column_lineage(column_sources)
+    return OutputDataset(namespace=namespace, name=name, facets=facets)
+
+
+def read_table(location: str) -> InputDataset:
+    """An Iceberg table a step read."""
+    namespace, name = _iceberg_name(location)
+    return InputDataset(namespace=namespace, name=name)
 
 
 @dataclass

@@ -51,6 +51,7 @@ from pyspark.sql import types as T
 
 from lakehouse_core import data_docs, iceberg, lineage
 from lakehouse_core.errors import ConfigurationError, LakehouseError, UpstreamNotPublishedError
+from lakehouse_core.progress import Progress
 from lakehouse_core.registry import Registry, RegistryError, TableSpec, identifier
 from lakehouse_core.settings import CATALOG_NAME, LakehouseSettings
 
@@ -779,7 +780,7 @@ def _earlier_validation(gate: _GateRun, published: dict[str, str], table: str, d
 
 
 def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id: str,
-             tables: list[str] | None = None) -> GateReport:
+             tables: list[str] | None = None, progress: Progress | None = None) -> GateReport:
     """Validate the batch's tables of ``layer`` on its audit branch, then publish all or none.
 
     ``tables``: the tables the batch must hold (default: every registered table for bronze and
@@ -795,18 +796,19 @@ def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch
     Reported as one OpenLineage run (``lakehouse_<layer>_gate``): every table validated with the
     outcome of each expectation and the rows validated, every table published as an output;
     FAIL (with the failing assertions) when the gate fails. The Data Docs of its validations are
-    rendered once it has decided, whether it passed or failed.
+    rendered once it has decided, whether it passed or failed. ``progress``: a line per table as
+    it is validated.
     """
     try:
         with lineage.lineage_run(settings, f"lakehouse_{layer}_gate") as reported:
-            return _gate(spark, settings, layer, batch_id, tables, reported)
+            return _gate(spark, settings, layer, batch_id, tables, reported, progress)
     finally:
         if settings.home.joinpath("gx").is_dir():
             ge_runner(settings).build_data_docs()
 
 
 def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id: str, tables: list[str] | None,
-          reported: lineage.LineageRun) -> GateReport:
+          reported: lineage.LineageRun, progress: Progress | None) -> GateReport:
     branch = iceberg.audit_branch(batch_id)
     strict = tables is not None or layer != "gold"
     if tables is None:
@@ -827,10 +829,19 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
     gate = _GateRun(spark, settings, layer, batch_id, branch, runner, Registry.load(settings),
                     ParentTables(spark, branch))
     locations = {}
+    if progress is not None:
+        progress.total = len(staged)
     try:
         for namespace, table in staged:
             checked = _validate_staged(gate, identifier(namespace, table))
             report.tables.append(checked)
+            if progress is not None:
+                failed = len(checked.blocking_failures)
+                progress.done(checked.table, f"{checked.row_count:,} rows, {len(checked.outcomes)} expectations, "
+                              f"{failed} failing" + (f" (as validated in {checked.validated_in})"
+                                                     if checked.validated_in else ""), checked.seconds,
+                              rows=checked.row_count, passed=sum(o.success for o in checked.outcomes),
+                              warned=len(checked.warnings), failed=failed)
             locations[namespace, table] = iceberg.java_table(spark, identifier(namespace, table)).location()
             reported.inputs.append(lineage.validated_table(locations[namespace, table], checked.row_count,
                                                            checked.outcomes))

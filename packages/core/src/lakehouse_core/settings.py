@@ -76,6 +76,9 @@ class CatalogDatabase(PostgresSettings):
 
 class SparkSettings(SettingsGroup):
     master: str = "local[2]"
+    # the Python executors run (it must hold the layer wheels): on a cluster, its path on the
+    # workers (required unless PYSPARK_PYTHON is set); on a local master, this interpreter
+    executor_python: str | None = None
     driver_memory: str = "2g"
     shuffle_partitions: int = 4
     jdbc_partitions: int = 2
@@ -107,11 +110,20 @@ class ExtractSettings(SettingsGroup):
 
 
 class MaintenanceSettings(SettingsGroup):
-    """Compaction of merged (silver) tables before each run (``lakehouse_core.iceberg.compact``)."""
+    """Compaction (of merged silver tables before each run, ``lakehouse_core.iceberg.compact``, and
+    of every table by ``lakehouse maintain``) and retention (``lakehouse_core.maintenance``)."""
 
     compact: bool = True
     min_input_files: int = Field(5, ge=2)  # small data files of a partition that trigger a bin-pack
     delete_file_threshold: int = Field(2, ge=1)  # delete files on a data file that trigger its rewrite
+    # snapshots older than this are expired (time travel reaches back this far) ...
+    snapshot_retention_days: float = Field(7, ge=0)
+    # ... except the newest few of each table (and those a branch or tag holds)
+    retain_last: int = Field(10, ge=1)
+    # files no snapshot references are deleted once this old: longer than any write may take ...
+    orphan_retention_hours: float = Field(72, ge=1)
+    # ... by a sweep that lists the whole table, run at most this often per table (0: every time)
+    orphan_sweep_days: float = Field(7, ge=0)
 
 
 class GoldSettings(SettingsGroup):

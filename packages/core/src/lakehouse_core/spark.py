@@ -15,6 +15,7 @@ from typing import Iterator
 from pyspark.sql import SparkSession
 
 from lakehouse_core import jvm, postgres
+from lakehouse_core.errors import ConfigurationError
 from lakehouse_core.settings import CATALOG_NAME, LakehouseSettings
 
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
@@ -140,21 +141,36 @@ def spark_conf(settings: LakehouseSettings, app_name: str, parent: ParentRun | N
     return conf
 
 
+def executor_python(settings: LakehouseSettings) -> str:
+    """The Python executors run Python tasks (the COPY reader) with: ``spark.executor_python``,
+    else ``$PYSPARK_PYTHON``, else (a local master) this interpreter.
+
+    Raises ConfigurationError for a cluster master without either: a worker's own ``python3``
+    would not hold the layer wheels."""
+    python = settings.spark.executor_python or os.environ.get("PYSPARK_PYTHON")
+    if python:
+        return python
+    if settings.spark.master.startswith("local"):
+        return sys.executable
+    raise ConfigurationError(f"LAKEHOUSE_SPARK__EXECUTOR_PYTHON is not set: the Spark master {settings.spark.master} "
+                             "runs executors on workers; name the Python there that holds the layer wheels "
+                             "(e.g. /opt/lakehouse/runtime/bin/python)")
+
+
 def get_spark(settings: LakehouseSettings, app_name: str, parent: ParentRun | None = None,
               listener: bool = True) -> SparkSession:
     """Return the process's SparkSession, creating it on first call (``listener``: see ``spark_conf``).
 
-    Raises ArtifactResolutionError when a pinned jar cannot be resolved, and
-    EmbeddedPostgresError when the embedded catalog database does not start.
+    Raises ArtifactResolutionError when a pinned jar cannot be resolved, EmbeddedPostgresError
+    when the embedded catalog database does not start, ConfigurationError (``executor_python``).
     """
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
     if settings.spark.master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        # Python tasks (the COPY reader) run in this interpreter's environment; PySpark 3.5
-        # reads only the environment variable, not spark.pyspark.python, in a plain driver.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # PySpark 3.5 reads only the environment variable, not spark.pyspark.python, in a plain driver
+    os.environ["PYSPARK_PYTHON"] = executor_python(settings)
     builder = SparkSession.builder
     for key, value in spark_conf(settings, app_name, parent, listener).items():
         builder = builder.config(key, value)

@@ -5,16 +5,29 @@ from __future__ import annotations
 import argparse
 
 from lakehouse_core.cli import add_batch_arguments, start_layer_job
+from lakehouse_core.progress import Progress
 
 
 def _build(args: argparse.Namespace) -> int:
+    from lakehouse_core import lineage
+    from lakehouse_core.registry import identifier
     from lakehouse_gold.build import build_table
     from lakehouse_gold.tables import GOLD_TABLES
 
     job = start_layer_job(args, "gold")
+    progress = Progress("gold build", len(GOLD_TABLES))
     for table in GOLD_TABLES.values():
-        result = build_table(job.spark, job.settings, table, job.interval, full_refresh=args.full_refresh)
-        print(f"gold.{table.name}: " + ("already published, skipped" if result.skipped else f"{result.rows} rows staged"))
+        # reported as a run of its own: the Spark listener sees checkpointed rows, not the silver tables
+        with progress.table(f"gold.{table.name}") as done, \
+                lineage.lineage_run(job.settings, f"{job.spark.sparkContext.appName}.build_{table.name}") as run:
+            result = build_table(job.spark, job.settings, table, job.interval, full_refresh=args.full_refresh)
+            if not result.skipped:
+                run.inputs, run.outputs = lineage.table_step(
+                    job.spark, [identifier("silver", t) for t in table.upstream]
+                    + [identifier("gold", t) for t in table.depends_on], [identifier("gold", table.name)])
+            done("already published, skipped" if result.skipped else f"{result.rows} rows staged",
+                 rows=None if result.skipped else result.rows, staged=not result.skipped)
+    progress.summary()
     return 0
 
 

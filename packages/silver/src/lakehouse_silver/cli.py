@@ -5,21 +5,31 @@ from __future__ import annotations
 import argparse
 
 from lakehouse_core.cli import add_batch_arguments, start_layer_job, utility_spark
+from lakehouse_core.progress import Progress
 from lakehouse_core.registry import Registry
 from lakehouse_core.settings import get_settings
 
 
 def _transform(args: argparse.Namespace) -> int:
-    from lakehouse_silver.transform import transform_table
+    from lakehouse_core import lineage
+
+    from lakehouse_silver.transform import table_lineage, transform_table
 
     job = start_layer_job(args, "silver")
+    progress = Progress("silver transform", len(job.tables))
     for spec in job.tables:
-        result = transform_table(job.spark, job.settings, spec, job.interval)
-        outcome = ("already published, skipped" if result.skipped else
-                   f"{result.rows_merged} keys merged, {result.quarantined} quarantined, "
-                   f"{result.quarantine_closed} quarantine rows closed "
-                   f"(bronze snapshot {result.upstream_snapshot})")
-        print(f"silver.{spec.name}: {outcome}")
+        # reported as a run of its own: the Spark listener sees the MERGE's source as checkpointed rows
+        with progress.table(f"silver.{spec.name}") as done, \
+                lineage.lineage_run(job.settings, f"{job.spark.sparkContext.appName}.transform_{spec.name}") as run:
+            result = transform_table(job.spark, job.settings, spec, job.interval)
+            if not result.skipped:
+                run.inputs, run.outputs = table_lineage(job.spark, spec)
+            done("already published, skipped" if result.skipped else
+                 f"{result.rows_merged} keys merged, {result.quarantined} quarantined, "
+                 f"{result.quarantine_closed} quarantine rows closed (bronze snapshot {result.upstream_snapshot})",
+                 merged=result.rows_merged, quarantined=result.quarantined, released=result.quarantine_closed,
+                 staged=not result.skipped)
+    progress.summary()
     return 0
 
 

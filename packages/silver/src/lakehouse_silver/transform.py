@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, TimestampNTZType
 
-from lakehouse_core import iceberg, quality
+from lakehouse_core import iceberg, lineage, quality
 from lakehouse_core.batch import DataInterval
 from lakehouse_core.registry import TableSpec, identifier
 from lakehouse_core.schema import check_evolution, widened_columns
@@ -184,6 +184,19 @@ def merge_into(spark: SparkSession, target: str, changes: DataFrame, spec: Table
         WHEN NOT MATCHED AND s._op <> 'delete' THEN INSERT ({", ".join(f"`{c}`" for c in columns)})
              VALUES ({", ".join(f"s.`{c}`" for c in columns)})
     """)
+
+
+def table_lineage(spark: SparkSession, spec: TableSpec) -> tuple[list, list]:
+    """The OpenLineage datasets of ``spec``'s silver step: bronze read, silver (with the source of
+    each column) and its quarantine table written."""
+    bronze, silver = identifier("bronze", spec.name), identifier("silver", spec.name)
+    source = iceberg.java_table(spark, bronze).location()
+    sources = {column: lineage.ColumnSource(source, "_batch_id" if column == "_source_batch_id" else column,
+                                            "keyed hash (PII masking)" if column in spec.pii else "typed, standardised",
+                                            masked=column in spec.pii)
+               for column in spark.table(silver).columns if column not in SILVER_META[1:]}
+    return lineage.table_step(spark, [bronze, silver], [silver, identifier("quarantine", f"silver_{spec.name}")],
+                              {silver: sources})
 
 
 def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec,

@@ -15,8 +15,10 @@ def _simulate(args: argparse.Namespace) -> int:
     from lakehouse_core import postgres
     from lakehouse_core.settings import get_settings
 
+    from lakehouse_core.progress import Progress
+
     from lakehouse_simulator.generate import generate, source_is_empty
-    from lakehouse_simulator.schema import create_source_schema
+    from lakehouse_simulator.schema import SOURCE_TABLES, create_source_schema
 
     settings = get_settings()
     began = time.perf_counter()
@@ -29,7 +31,11 @@ def _simulate(args: argparse.Namespace) -> int:
             if args.if_empty and not source_is_empty(conn):
                 print(f"lakehouse simulate: {settings.source.dbname} already holds data; nothing generated (--if-empty)")
                 return 0
-            counts = generate(conn, scale=args.scale, seed=args.seed, start=args.start, days=args.days)
+            progress = Progress(f"simulate {settings.source.dbname}", len(SOURCE_TABLES))
+            print(f"generating {len(SOURCE_TABLES)} tables (scale {args.scale:g}, seed {args.seed}, {args.start} + "
+                  f"{args.days} days), then loading each:", flush=True)
+            generate(conn, scale=args.scale, seed=args.seed, start=args.start, days=args.days,
+                     progress=progress)
             conn.commit()
         except RuntimeError as exc:   # e.g. tables already filled without --reset
             conn.rollback()
@@ -37,10 +43,7 @@ def _simulate(args: argparse.Namespace) -> int:
             return 1
         finally:
             conn.close()
-    width = max(map(len, counts))
-    for table, n in counts.items():
-        print(f"{table:<{width}}  {n:>10,}")
-    print(f"{'total':<{width}}  {sum(counts.values()):>10,}")
+    progress.summary()
     print(f"generated {settings.source.dbname} (scale {args.scale:g}, seed {args.seed}, "
           f"{args.start} + {args.days} days) in {time.perf_counter() - began:.1f} s")
     return 0

@@ -19,10 +19,12 @@ rows); ``days`` sets how long the history is, so volumes grow with it.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import psycopg2.extensions
+from lakehouse_core.progress import Progress
 
 from lakehouse_simulator.copyio import Frame, copy_frame
 from lakehouse_simulator.customers import Customers, customer_frame, draw_customers
@@ -163,8 +165,9 @@ def _restore_foreign_keys(cur: psycopg2.extensions.cursor, fks: list[tuple[str, 
 
 
 def load_tables(conn: psycopg2.extensions.connection, frames: dict[str, Frame],
-                clock_end: dt.datetime) -> dict[str, int]:
+                clock_end: dt.datetime, progress: Progress | None = None) -> dict[str, int]:
     """COPY the frames into the (empty) source tables, advance sequences, set the clock. No commit.
+    ``progress``: a line per table as it is loaded.
 
     Foreign keys are dropped for the load and re-created (and so fully validated) afterwards, in
     the same transaction: per-row FK triggers would triple the load time.
@@ -174,7 +177,10 @@ def load_tables(conn: psycopg2.extensions.connection, frames: dict[str, Frame],
         _require_empty(cur)
         fks = _drop_foreign_keys(cur)
         for table in SOURCE_TABLES:
+            began = time.perf_counter()
             counts[table] = copy_frame(cur, f'public."{table}"', frames[table])
+            if progress is not None:
+                progress.done(table, f"{counts[table]:,} rows", time.perf_counter() - began, rows=counts[table])
         _restore_foreign_keys(cur, fks)
         _advance_sequences(cur)
         cur.execute(f"INSERT INTO {CLOCK_TABLE} (id, sim_now) VALUES (1, %s) "
@@ -185,11 +191,12 @@ def load_tables(conn: psycopg2.extensions.connection, frames: dict[str, Frame],
 
 
 def generate(conn: psycopg2.extensions.connection, *, scale: float, seed: int,
-             start: dt.date = DEFAULT_START, days: int = DEFAULT_DAYS) -> dict[str, int]:
+             start: dt.date = DEFAULT_START, days: int = DEFAULT_DAYS,
+             progress: Progress | None = None) -> dict[str, int]:
     """Fill the (freshly created, empty) source schema; return row counts per table.
 
     The simulator clock ``lakehouse_sim.clock.sim_now`` is set to ``start + days`` 00:00; every
     generated timestamp event lies in ``[start, start + days)``. The caller commits.
     """
     frames = build_tables(scale=scale, seed=seed, start=start, days=days)
-    return load_tables(conn, frames, SimClock(start, days).end)
+    return load_tables(conn, frames, SimClock(start, days).end, progress)

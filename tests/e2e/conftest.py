@@ -1,0 +1,92 @@
+"""The end-to-end tests' shared run: a simulated shop and one daily DAG run of it under Airflow 3
+(``orchestration/run_local.py``, ``dag.test()`` with an SQLite metadata database), from the built
+wheels, on the embedded local profile. Other end-to-end modules run the same shop elsewhere (a
+Spark cluster, S3) and compare their tables with this run's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+#: the shop every end-to-end run simulates (``lakehouse simulate`` arguments)
+SHOP = ["--scale", "0.01", "--seed", "3"]
+#: the first run's logical date: it covers the third simulated day
+FIRST_RUN = "2023-01-04"
+
+DagRunner = Callable[[dict[str, str], Path, str], tuple[subprocess.CompletedProcess, dict | None]]
+
+
+@pytest.fixture(scope="session")
+def shop_args() -> list[str]:
+    """The ``lakehouse simulate``/``simulate-advance`` arguments of the shop every run simulates."""
+    return SHOP
+
+
+@pytest.fixture(scope="session")
+def runtime_bin() -> Path:
+    path = Path(os.environ.get("LAKEHOUSE_RUNTIME_BIN", REPO / "dist" / "runtime" / "bin"))
+    if not (path / "lakehouse").exists():
+        pytest.fail(f"no built runtime at {path}: run `make runtime` (make test does)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def run_dag() -> DagRunner:
+    """``run_dag(env, home, logical_date)``: one DAG run (``run_local.py``), the process and its
+    ``{states, tries, data_interval}`` (None when it wrote none)."""
+
+    def run(env: dict[str, str], home: Path, logical_date: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+        states = home / f"states-{logical_date}.json"
+        proc = subprocess.run([sys.executable, str(REPO / "orchestration" / "run_local.py"),
+                               "--logical-date", logical_date, "--states-json", str(states)],
+                              env=env, capture_output=True, text=True, timeout=900)
+        return proc, json.loads(states.read_text()) if states.exists() else None
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def simulated_shop(runtime_bin):
+    """``simulated_shop(home, extra_env)``: a state folder ``home`` holding the simulated shop
+    (three days), and the environment its runs use: the tasks find their suites in the installed
+    wheels (no LAKEHOUSE_EXPECTATIONS_DIR). Each folder's database is stopped after the session."""
+    homes: list[tuple[Path, dict[str, str]]] = []
+    lakehouse = str(runtime_bin / "lakehouse")
+
+    def simulate(home: Path, extra_env: dict[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "LAKEHOUSE_EXPECTATIONS_DIR"}
+        env |= {"LAKEHOUSE_HOME": str(home), "LAKEHOUSE_RUNTIME_BIN": str(runtime_bin),
+                "LAKEHOUSE_LINEAGE__ENABLED": "true",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"}  # the tasks' output is part of the run's output
+        env |= extra_env or {}
+        homes.append((home, env))
+        proc = subprocess.run([lakehouse, "simulate", *SHOP, "--days", "3", "--reset"], env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return env
+
+    yield simulate
+    for home, env in homes:
+        subprocess.run([lakehouse, "db", "stop"], env=env, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def e2e_env(tmp_path_factory, simulated_shop):
+    """The local run's state folder and environment."""
+    home = tmp_path_factory.mktemp("airflow-e2e")
+    return home, simulated_shop(home)
+
+
+@pytest.fixture(scope="session")
+def dag_run(e2e_env, run_dag: DagRunner):
+    """The local run of ``FIRST_RUN``: its state folder, process and result."""
+    home, env = e2e_env
+    proc, result = run_dag(env, home, FIRST_RUN)
+    return home, proc, result
