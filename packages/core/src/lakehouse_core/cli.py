@@ -121,14 +121,15 @@ def utility_spark(name: str) -> "SparkSession":
 
 
 def _tables(args: argparse.Namespace) -> int:
+    from lakehouse_core import iceberg
     from lakehouse_core.settings import CATALOG_NAME
 
     settings = get_settings()
     spark = utility_spark("lakehouse-tables")
     for layer in ("bronze", "silver", "gold", "quarantine"):
-        for row in spark.sql(f"SHOW TABLES IN {CATALOG_NAME}.{layer}").orderBy("tableName").collect():
-            count = spark.table(f"{CATALOG_NAME}.{layer}.{row.tableName}").count()
-            print(f"{layer}.{row.tableName:<32} {count:>10,} rows")
+        for name in iceberg.table_names(spark, layer):
+            count = spark.table(f"{CATALOG_NAME}.{layer}.{name}").count()
+            print(f"{layer}.{name:<32} {count:>10,} rows")
     print(f"warehouse:       {settings.warehouse_uri}")
     print(f"Data Docs:       {settings.data_docs_dir / 'index.html'}")
     print(f"quality reports: {settings.quality_dir}")

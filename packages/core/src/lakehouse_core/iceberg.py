@@ -22,6 +22,7 @@ from pyspark.sql import types as T
 
 from lakehouse_core.batch import check_not_older
 from lakehouse_core.errors import BatchError, UpstreamNotPublishedError
+from lakehouse_core.settings import CATALOG_NAME
 from lakehouse_core.spark import catalog_uri_for_cloned_sessions
 
 PUBLISH_TAG = "last_publish"
@@ -99,6 +100,11 @@ def _partition_field(spec: str) -> tuple[str, str]:
     if transform not in _TRANSFORMS:
         raise ValueError(f"unknown partition transform {transform!r} in {spec!r}; expected one of {sorted(_TRANSFORMS)}")
     return _TRANSFORMS[transform], column
+
+
+def table_names(spark: SparkSession, namespace: str) -> list[str]:
+    """The tables of ``namespace`` in the ``lakehouse`` catalog, sorted."""
+    return sorted(r.tableName for r in spark.sql(f"SHOW TABLES IN {CATALOG_NAME}.{namespace}").collect())
 
 
 def table_exists(spark: SparkSession, ident: str) -> bool:

@@ -127,7 +127,6 @@ def maintain(spark: SparkSession, settings: LakehouseSettings, layers: tuple[str
     """Maintain every table of ``layers`` (see the module), one after another."""
     results = []
     for layer in layers:
-        names = sorted(r.tableName for r in spark.sql(f"SHOW TABLES IN {CATALOG_NAME}.{layer}").collect())
-        for name in names:
+        for name in iceberg.table_names(spark, layer):
             results.append(maintain_table(spark, settings, identifier(layer, name), now))
     return results

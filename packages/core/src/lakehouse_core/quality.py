@@ -53,7 +53,7 @@ from lakehouse_core import data_docs, iceberg, lineage
 from lakehouse_core.errors import ConfigurationError, LakehouseError, UpstreamNotPublishedError
 from lakehouse_core.progress import Progress
 from lakehouse_core.registry import Registry, RegistryError, TableSpec, identifier
-from lakehouse_core.settings import CATALOG_NAME, LakehouseSettings
+from lakehouse_core.settings import LakehouseSettings
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
@@ -611,13 +611,9 @@ def ge_runner(settings: LakehouseSettings) -> GreatExpectationsRunner:
     return _RUNNERS[settings.home]
 
 
-def _table_names(spark: SparkSession, namespace: str) -> list[str]:
-    return sorted(r.tableName for r in spark.sql(f"SHOW TABLES IN {CATALOG_NAME}.{namespace}").collect())
-
-
 def tables_on_branch(spark: SparkSession, namespace: str, branch: str, prefix: str = "") -> list[str]:
     """Tables of ``namespace`` (named ``prefix*``) that have ``branch``, i.e. were staged by the batch's run."""
-    return [n for n in _table_names(spark, namespace)
+    return [n for n in iceberg.table_names(spark, namespace)
             if n.startswith(prefix) and iceberg.branch_exists(spark, identifier(namespace, n), branch)]
 
 
@@ -813,7 +809,7 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
     strict = tables is not None or layer != "gold"
     if tables is None:
         tables = ([t.name for t in Registry.load(settings)] if layer in ("bronze", "silver")
-                  else _table_names(spark, layer))
+                  else iceberg.table_names(spark, layer))
     batch = _batch_tables(spark, layer, branch, batch_id, tables)
     if (strict and batch.missing) or not (batch.staged or batch.published):
         raise UpstreamNotPublishedError(
