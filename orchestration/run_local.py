@@ -6,7 +6,12 @@ Used by ``make demo`` and by the end-to-end test. Airflow state lives in
 
     python orchestration/run_local.py --logical-date 2023-01-08 [--states-json FILE]
 
-Exit status 0 only when every task instance succeeded.
+A backfill runs each logical date of a range in order, one daily run after another (as
+``airflow backfill create`` does with a scheduler), and stops at the first run that fails:
+
+    python orchestration/run_local.py --logical-date 2023-01-03 --to-date 2023-01-08
+
+Exit status 0 only when every task instance of every run succeeded.
 """
 
 from __future__ import annotations
@@ -79,7 +84,8 @@ def task_progress_listener():
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logical-date", required=True, help="e.g. 2023-01-08 (the run covers the day before)")
-    parser.add_argument("--states-json", type=Path, help="write {task_id: state} here")
+    parser.add_argument("--to-date", help="backfill: run every logical date from --logical-date to this one")
+    parser.add_argument("--states-json", type=Path, help="write the (last) run's {task_id: state} here")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     home = Path(os.environ.get("LAKEHOUSE_HOME", Path.cwd() / ".lakehouse")).resolve()
@@ -102,17 +108,30 @@ def main() -> int:
         return 2
     dag = bag.get_dag(DAG_ID)
     zone = os.environ.get("LAKEHOUSE_BUSINESS_ZONE", "Asia/Ho_Chi_Minh")
-    run = dag.test(logical_date=pendulum.parse(args.logical_date, tz=zone))
-    instances = run.get_task_instances()
-    states = {ti.task_id: str(ti.state) for ti in instances}
-    tries = {ti.task_id: ti.try_number for ti in instances}
-    interval = {"start": run.data_interval_start.isoformat(), "end": run.data_interval_end.isoformat()}
-    if args.states_json:
-        args.states_json.write_text(json.dumps({"states": states, "tries": tries, "run_state": str(run.state),
-                                                "data_interval": interval}, indent=2))
-    for task_id, state in states.items():
-        print(f"{task_id:<20} {state}")
-    return 0 if states and all(s == "success" for s in states.values()) else 1
+    first = pendulum.parse(args.logical_date, tz=zone)
+    last = pendulum.parse(args.to_date, tz=zone) if args.to_date else first
+    if last < first:
+        print(f"--to-date {args.to_date} is before --logical-date {args.logical_date}", file=sys.stderr)
+        return 2
+    runs: dict[str, str] = {}
+    for logical_date in pendulum.interval(first, last).range("days"):
+        run = dag.test(logical_date=logical_date)
+        instances = run.get_task_instances()
+        states = {ti.task_id: str(ti.state) for ti in instances}
+        runs[logical_date.to_date_string()] = str(run.state)
+        if args.states_json:
+            interval = {"start": run.data_interval_start.isoformat(), "end": run.data_interval_end.isoformat()}
+            args.states_json.write_text(json.dumps({
+                "states": states, "tries": {ti.task_id: ti.try_number for ti in instances},
+                "run_state": str(run.state), "data_interval": interval, "runs": runs}, indent=2))
+        for task_id, state in states.items():
+            print(f"{task_id:<20} {state}")
+        if not states or any(s != "success" for s in states.values()):
+            if logical_date < last:
+                print(f"run {logical_date.to_date_string()} failed: the backfill stops before "
+                      f"{logical_date.add(days=1).to_date_string()}", file=sys.stderr)
+            return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""The end-to-end tests' shared run: a simulated shop and one daily DAG run of it under Airflow 3
-(``orchestration/run_local.py``, ``dag.test()`` with an SQLite metadata database), from the built
-wheels, on the embedded local profile. Other end-to-end modules run the same shop elsewhere (a
-Spark cluster, S3) and compare their tables with this run's."""
+"""The end-to-end tests' shared run: a simulated shop (three days) and a backfill of its first two
+logical dates under Airflow 3 (``orchestration/run_local.py --to-date``: one ``dag.test()`` daily
+run after another, SQLite metadata database), from the built wheels, on the embedded local
+profile. Other end-to-end modules run the same shop elsewhere (one daily run on a Spark cluster
+and S3) and compare their tables with this run's."""
 
 from __future__ import annotations
 
@@ -17,16 +18,23 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 #: the shop every end-to-end run simulates (``lakehouse simulate`` arguments)
 SHOP = ["--scale", "0.01", "--seed", "3"]
-#: the first run's logical date: it covers the third simulated day
-FIRST_RUN = "2023-01-04"
+#: the logical dates of the shared run's backfill: the first covers the first two simulated days (a
+#: first load, whatever its interval), the second the third day
+BACKFILL = ("2023-01-03", "2023-01-04")
 
-DagRunner = Callable[[dict[str, str], Path, str], tuple[subprocess.CompletedProcess, dict | None]]
+DagRunner = Callable[..., tuple[subprocess.CompletedProcess, dict | None]]
 
 
 @pytest.fixture(scope="session")
 def shop_args() -> list[str]:
     """The ``lakehouse simulate``/``simulate-advance`` arguments of the shop every run simulates."""
     return SHOP
+
+
+@pytest.fixture(scope="session")
+def backfill_dates() -> tuple[str, str]:
+    """The first and last logical date of the shared run's backfill."""
+    return BACKFILL
 
 
 @pytest.fixture(scope="session")
@@ -39,14 +47,17 @@ def runtime_bin() -> Path:
 
 @pytest.fixture(scope="session")
 def run_dag() -> DagRunner:
-    """``run_dag(env, home, logical_date)``: one DAG run (``run_local.py``), the process and its
-    ``{states, tries, data_interval}`` (None when it wrote none)."""
+    """``run_dag(env, home, logical_date, to_date=None)``: one DAG run (``run_local.py``), or a
+    backfill up to ``to_date``; the process and the (last) run's ``{states, tries, data_interval,
+    runs}`` (None when it wrote none)."""
 
-    def run(env: dict[str, str], home: Path, logical_date: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+    def run(env: dict[str, str], home: Path, logical_date: str,
+            to_date: str | None = None) -> tuple[subprocess.CompletedProcess, dict | None]:
         states = home / f"states-{logical_date}.json"
+        backfill = ["--to-date", to_date] if to_date else []
         proc = subprocess.run([sys.executable, str(REPO / "orchestration" / "run_local.py"),
-                               "--logical-date", logical_date, "--states-json", str(states)],
-                              env=env, capture_output=True, text=True, timeout=900)
+                               "--logical-date", logical_date, *backfill, "--states-json", str(states)],
+                              env=env, capture_output=True, text=True, timeout=1800)
         return proc, json.loads(states.read_text()) if states.exists() else None
 
     return run
@@ -86,7 +97,7 @@ def e2e_env(tmp_path_factory, simulated_shop):
 
 @pytest.fixture(scope="session")
 def dag_run(e2e_env, run_dag: DagRunner):
-    """The local run of ``FIRST_RUN``: its state folder, process and result."""
+    """The local backfill of ``BACKFILL``: its state folder, process and (last run's) result."""
     home, env = e2e_env
-    proc, result = run_dag(env, home, FIRST_RUN)
+    proc, result = run_dag(env, home, *BACKFILL)
     return home, proc, result

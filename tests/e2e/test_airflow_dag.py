@@ -54,11 +54,17 @@ def _source(home: Path):
         conn.close()
 
 
-def test_every_task_succeeded(dag_run):
+def test_every_task_of_the_backfill_succeeded(dag_run, backfill_dates):
+    """The backfill ran one daily run per logical date, in order, each covering the day before."""
     home, proc, result = dag_run
     assert result is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert result["runs"] == dict.fromkeys(backfill_dates, "success"), proc.stdout[-3000:] + proc.stderr[-3000:]
     assert result["states"] == {t: "success" for t in TASKS}, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert result["data_interval"] == {"start": "2023-01-02T17:00:00+00:00", "end": "2023-01-03T17:00:00+00:00"}
+    # the first run's extract was the tables' first load, the second an incremental one
+    output = proc.stdout + proc.stderr
+    assert output.count("(landed with the other first loads)") == 24
+    assert len(re.findall(r"\] bronze\.orders: ", output)) == 2
 
 
 def test_a_successful_run_logs_no_error_line(dag_run):
@@ -79,7 +85,7 @@ def test_the_run_shows_its_progress(dag_run):
     _, proc, result = dag_run
     assert result is not None
     finished = re.findall(r"^task (\w+): success in \d+ s$", proc.stdout, re.MULTILINE)
-    assert finished == TASKS, proc.stdout[-3000:]
+    assert finished == TASKS * 2, proc.stdout[-3000:]  # the backfill's two runs
     output = proc.stdout + proc.stderr
     for title in ("bronze extract", "bronze gate", "silver transform", "silver gate", "gold build", "gold gate"):
         assert re.search(rf"{title}: (\d+) of \1 tables in [\d.]+ s", output), title
@@ -272,6 +278,23 @@ def test_lineage_walks_from_every_source_table_to_gold(dag_run, runtime_bin):
     assert email["name"].endswith("/bronze/customers") and email["field"] == "email"
     assert email["transformations"][0]["masking"] is True
     assert fields["id"]["inputFields"][0]["transformations"][0]["masking"] is False
+
+    # gold columns name their silver or gold source columns, read from each build's Spark plan
+    built = {e["job"]["name"].removeprefix("lakehouse_gold.build_"): o for e in events["python"]
+             for o in e.get("outputs", []) if e["job"]["name"].startswith("lakehouse_gold.build_")
+             and e["eventType"] == "COMPLETE"}
+    assert len(built) == 24 and set(built) - {t for t, o in built.items() if "columnLineage" in o["facets"]} == set()
+
+    def sources(table: str, column: str) -> set[tuple[str, str, str]]:
+        return {(f["name"].split("/")[-2] + "." + f["name"].split("/")[-1], f["field"],
+                 f["transformations"][0]["subtype"])
+                for f in built[table]["facets"]["columnLineage"]["fields"][column]["inputFields"]}
+
+    assert ("gold.fct_orders", "total_price", "AGGREGATION") in sources("mart_daily_sales", "gmv")
+    assert ("gold.dim_channel", "channel_name", "IDENTITY") in sources("mart_daily_sales", "channel")
+    assert ("silver.orders", "total_price", "IDENTITY") in sources("fct_orders", "total_price")
+    indirect = built["mart_daily_sales"]["facets"]["columnLineage"]["dataset"]
+    assert {"JOIN", "GROUP_BY"} <= {f["transformations"][0]["subtype"] for f in indirect}
 
     picture = home / "lineage-picture.svg"
     drawn = subprocess.run([str(runtime_bin / "lakehouse"), "lineage", "--output", str(picture)],

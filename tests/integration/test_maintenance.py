@@ -1,10 +1,12 @@
 """Table maintenance (``lakehouse_core.maintenance``): fewer files and snapshots, the same data
-and batch state, and batches still recognised after their snapshots expired."""
+and batch state, batches still recognised after their snapshots expired; and a table never
+maintained for 30 days stays readable."""
 
 from __future__ import annotations
 
 import os
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -93,3 +95,39 @@ def test_within_retention_nothing_is_deleted(spark, settings, table_with_history
     assert maintain_table(spark, settings, IDENT).orphan_files == 0  # swept less than 7 days ago
     assert iceberg.java_table(spark, IDENT).properties().get(ORPHANS_SWEPT_AT) == swept
     assert orphan.exists()
+
+
+def test_thirty_days_without_maintenance_stay_readable(spark, settings):
+    """A table published daily for 30 simulated days and never maintained: its metadata files stay
+    bounded (old versions deleted on commit, not kept until maintenance), every day's batch is
+    still in its history and readable as of its own snapshot, by Spark and by pyiceberg."""
+    from lakehouse_core.catalog import load_catalog
+
+    ident = "lakehouse.silver.thirty_days"
+    spark.sql(f"DROP TABLE IF EXISTS {ident} PURGE")
+    iceberg.create_table(spark, ident, spark.sql("SELECT 1L AS id, DATE'2023-01-01' AS day").schema,
+                         partition_by=["day"])
+    days = [date(2023, 1, 1) + timedelta(days=n) for n in range(30)]
+    batches = [f"{d:%Y%m%d}T1700_{d + timedelta(days=1):%Y%m%d}T1700" for d in days]
+    try:
+        for n, (day, batch) in enumerate(zip(days, batches)):
+            rows = spark.sql(f"SELECT id, DATE'{day}' AS day FROM range({n * 20}, {n * 20 + 20})")
+            iceberg.stage(spark, ident, batch, lambda branch: rows.writeTo(branch).append(), "lakehouse-core",
+                          {"lakehouse.watermark": str(n)})
+            iceberg.publish(spark, ident, iceberg.audit_branch(batch))
+
+        metadata = Path(urlparse(iceberg.java_table(spark, ident).location()).path) / "metadata"
+        versions = list(metadata.glob("*.metadata.json"))
+        assert len(versions) <= int(iceberg.METADATA_RETENTION["write.metadata.previous-versions-max"]) + 1
+        assert spark.table(ident).count() == 600
+        history = iceberg.published_snapshots(spark, ident, iceberg.snapshot_id(spark, ident))
+        assert [b for b, _ in history] == batches
+        for n, (_, snapshot) in enumerate(history):  # each day as it was published
+            as_of = spark.read.option("snapshot-id", snapshot).table(ident)
+            assert as_of.count() == 20 * (n + 1)
+        assert iceberg.batch_status(spark, ident, batches[-1]) == iceberg.BatchStatus(published=True)
+        table = load_catalog(settings).load_table(ident.split(".", 1)[1])
+        assert table.scan().to_arrow().num_rows == 600
+        assert table.scan(snapshot_id=history[0][1]).to_arrow().num_rows == 20
+    finally:
+        spark.sql(f"DROP TABLE IF EXISTS {ident} PURGE")

@@ -35,6 +35,7 @@ from pyspark.sql import functions as F
 
 from lakehouse_core import iceberg, lineage, postgres
 from lakehouse_core.batch import DataInterval
+from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.registry import LoadMode, TableSpec, identifier
 from lakehouse_core.schema import check_evolution
 from lakehouse_core.settings import LakehouseSettings
@@ -295,12 +296,19 @@ def extract_tables(spark: SparkSession, settings: LakehouseSettings, specs: list
             results[plan.spec.name] = ExtractResult(plan.spec.name, 0, 0, plan.start.state("watermark"), skipped=True,
                                                     seconds=0.0)
             report(results[plan.spec.name])
-        elif plan.spec.name not in results:
-            began = time.perf_counter()
-            with task_errors():
-                result = _extract_dataframe(spark, settings, plan)
-            results[plan.spec.name] = replace(result, seconds=round(time.perf_counter() - began, 3))
-            report(results[plan.spec.name])
+
+    def extract(plan: TablePlan) -> ExtractResult:
+        began = time.perf_counter()
+        with task_errors():
+            result = _extract_dataframe(spark, settings, plan)
+        result = replace(result, seconds=round(time.perf_counter() - began, 3))
+        report(result)
+        return result
+
+    # the other tables, ``spark.parallel_tables`` at a time (nothing is published before the gate)
+    incremental = [plan for plan in plans if plan.spec.name not in results]
+    for plan, result in zip(incremental, run_in_dependency_order(incremental, extract, settings.spark.parallel_tables)):
+        results[plan.spec.name] = result
     return [results[spec.name] for spec in specs]
 
 

@@ -14,6 +14,7 @@ that launched the process (``OPENLINEAGE_PARENT_*``). Transport as for Spark: HT
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -62,12 +63,16 @@ def _iceberg_name(location: str) -> tuple[str, str]:
 class ColumnSource:
     """Where a written column comes from: ``column`` of the dataset ``source`` (an Iceberg table's
     location, or a dataset as ``postgres_table`` names it), transformed as ``how`` says;
-    ``masked``: the value is not recoverable from it (a keyed hash)."""
+    ``masked``: the value is not recoverable from it (a keyed hash); ``kind``/``subtype``: the
+    OpenLineage transformation (DIRECT: IDENTITY, TRANSFORMATION, AGGREGATION; INDIRECT: FILTER,
+    JOIN, GROUP_BY, SORT, WINDOW)."""
 
     source: str | InputDataset
     column: str
     how: str
     masked: bool = False
+    subtype: str = "TRANSFORMATION"
+    kind: str = "DIRECT"
 
     @property
     def dataset(self) -> tuple[str, str]:
@@ -76,12 +81,31 @@ class ColumnSource:
                 else _iceberg_name(self.source))
 
 
-def _column_lineage(column_sources: dict[str, ColumnSource]) -> column_lineage_dataset.ColumnLineageDatasetFacet:
-    return column_lineage_dataset.ColumnLineageDatasetFacet(fields={
-        column: column_lineage_dataset.Fields(inputFields=[column_lineage_dataset.InputField(
-            *source.dataset, field=source.column, transformations=[column_lineage_dataset.Transformation(
-                type="DIRECT", subtype="TRANSFORMATION", description=source.how, masking=source.masked)])])
-        for column, source in column_sources.items()})
+@dataclass(frozen=True)
+class ColumnLineage:
+    """A written table's column lineage: the sources of each column's value (``fields``; none for a
+    constant or rows not read from a table), and the columns that decide which rows it holds
+    (``dataset``: filters, join keys, grouping; INDIRECT)."""
+
+    fields: dict[str, list[ColumnSource]]
+    dataset: list[ColumnSource] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing known: no column traced to a source (e.g. rows the step checkpointed first)."""
+        return not self.dataset and not any(self.fields.values())
+
+    def facet(self) -> column_lineage_dataset.ColumnLineageDatasetFacet:
+        def inputs(sources: list[ColumnSource]) -> list[column_lineage_dataset.InputField]:
+            return [column_lineage_dataset.InputField(*source.dataset, field=source.column, transformations=[
+                column_lineage_dataset.Transformation(type=source.kind, subtype=source.subtype,
+                                                      description=source.how, masking=source.masked)])
+                    for source in sources]
+
+        return column_lineage_dataset.ColumnLineageDatasetFacet(
+            fields={column: column_lineage_dataset.Fields(inputFields=inputs(sources))
+                    for column, sources in self.fields.items() if sources},
+            dataset=inputs(self.dataset))
 
 
 def iceberg_table(location: str, columns: list[tuple[str, str]], rows: int, files: int,
@@ -91,8 +115,8 @@ def iceberg_table(location: str, columns: list[tuple[str, str]], rows: int, file
     namespace, name = _iceberg_name(location)
     facets: dict[str, Any] = {}
     if source is not None:
-        facets["columnLineage"] = _column_lineage({c: ColumnSource(source, c, "copied") for c, _ in columns
-                                                   if not c.startswith("_")})
+        facets["columnLineage"] = ColumnLineage({c: [ColumnSource(source, c, "copied", subtype="IDENTITY")]
+                                                 for c, _ in columns if not c.startswith("_")}).facet()
     return OutputDataset(
         namespace=namespace, name=name,
         facets={"schema": schema_dataset.SchemaDatasetFacet(
@@ -132,25 +156,25 @@ def validated_table(location: str, rows: int, assertions: Sequence[Assertion]) -
 
 
 def table_step(spark: SparkSession, reads: Sequence[str], writes: Sequence[str],
-               column_sources: dict[str, dict[str, ColumnSource]] | None = None
+               column_lineage: dict[str, ColumnLineage] | None = None
                ) -> tuple[list[InputDataset], list[OutputDataset]]:
     """The datasets of a step that read the Iceberg tables ``reads`` and wrote ``writes`` (their
-    identifiers; tables that do not exist are left out), ``column_sources`` per written identifier."""
+    identifiers; tables that do not exist are left out), ``column_lineage`` per written identifier."""
     def location(ident: str) -> str:
         return iceberg.java_table(spark, ident).location()
 
     return ([read_table(location(i)) for i in reads if iceberg.table_exists(spark, i)],
-            [published_table(location(i), (column_sources or {}).get(i)) for i in writes if iceberg.table_exists(spark, i)])
+            [published_table(location(i), (column_lineage or {}).get(i)) for i in writes if iceberg.table_exists(spark, i)])
 
 
-def published_table(location: str, column_sources: dict[str, ColumnSource] | None = None) -> OutputDataset:
+def published_table(location: str, column_lineage: ColumnLineage | None = None) -> OutputDataset:
     """An Iceberg table a step wrote to (its audit branch) or whose ``main`` it moved (a gate
-    publishing the batch). ``column_sources``: each column's source (the ``columnLineage`` facet)."""
+    publishing the batch), with its ``columnLineage`` facet when one is known."""
     namespace, name = _iceberg_name(location)
     facets: dict[str, Any] = {"storage": storage_dataset.StorageDatasetFacet(storageLayer="iceberg",
                                                                              fileFormat="parquet")}
-    if column_sources:
-        facets["columnLineage"] = _column_lineage(column_sources)
+    if column_lineage is not None and not column_lineage.empty:
+        facets["columnLineage"] = column_lineage.facet()
     return OutputDataset(namespace=namespace, name=name, facets=facets)
 
 
@@ -166,6 +190,9 @@ class LineageRun:
 
     inputs: list[InputDataset] = field(default_factory=list)
     outputs: list[OutputDataset] = field(default_factory=list)
+
+
+_EMITTING = threading.Lock()
 
 
 def _client(settings: LakehouseSettings) -> OpenLineageClient:
@@ -202,8 +229,9 @@ def lineage_run(settings: LakehouseSettings, job_name: str) -> Iterator[LineageR
                                                               jobType="TASK")})
 
     def emit(state: RunState) -> None:
-        client.emit(RunEvent(eventType=state, eventTime=datetime.now(timezone.utc).isoformat(), run=run, job=job,
-                             producer=PRODUCER, inputs=record.inputs, outputs=record.outputs))
+        with _EMITTING:  # one event at a time: tables run in threads, the file transport appends lines
+            client.emit(RunEvent(eventType=state, eventTime=datetime.now(timezone.utc).isoformat(), run=run, job=job,
+                                 producer=PRODUCER, inputs=record.inputs, outputs=record.outputs))
 
     emit(RunState.START)
     try:

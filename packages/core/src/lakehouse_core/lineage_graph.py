@@ -71,10 +71,12 @@ class LineageGraph:
                 for dataset in event.get(key) or []:
                     datasets[job].add(Dataset(dataset["namespace"], dataset["name"]))
             for output in event.get("outputs") or []:
-                fields = (output.get("facets") or {}).get("columnLineage", {}).get("fields", {})
+                # what its values come from (fields) and what decides its rows (dataset: filters, joins)
+                lineage = (output.get("facets") or {}).get("columnLineage", {})
+                sources = [source for column in lineage.get("fields", {}).values()
+                           for source in column.get("inputFields", [])] + lineage.get("dataset", [])
                 graph.column_sources[job, Dataset(output["namespace"], output["name"])].update(
-                    Dataset(source["namespace"], source["name"])
-                    for lineage in fields.values() for source in lineage.get("inputFields", []))
+                    Dataset(source["namespace"], source["name"]) for source in sources)
         return graph
 
     @classmethod

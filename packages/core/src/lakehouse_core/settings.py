@@ -83,6 +83,9 @@ class SparkSettings(SettingsGroup):
     shuffle_partitions: int = 4
     jdbc_partitions: int = 2
     jdbc_fetch_size: int = 10_000
+    # tables a layer job works on at once in its application, each after the tables it reads (a
+    # table's work mostly waits on the source, the catalog and small Spark jobs)
+    parallel_tables: int = Field(4, ge=1)
     extra_conf: dict[str, str] = Field(default_factory=dict)
 
 

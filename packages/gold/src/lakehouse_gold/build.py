@@ -11,6 +11,7 @@ audit branch (what the gate will publish together).
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field, replace
 from functools import partial
 from datetime import date, datetime, time, timedelta
@@ -21,8 +22,9 @@ from zoneinfo import ZoneInfo
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse_core import iceberg
+from lakehouse_core import iceberg, plan_lineage
 from lakehouse_core.batch import DataInterval
+from lakehouse_core.lineage import ColumnLineage
 from lakehouse_core.quality import TOUCHED_DAYS
 from lakehouse_core.registry import Registry, identifier
 from lakehouse_core.settings import LakehouseSettings
@@ -171,12 +173,16 @@ class BuildContext:
         (several tables of a batch ask for the same change set); a DataFrame is checkpointed."""
         key = (name, self.full_refresh, *(iceberg.snapshot_id(self.spark, identifier("gold", t), ref)
                                           for t in tables for ref in (self.gold_ref, "main")))
-        if key not in _DERIVED:
-            value = compute()
-            _DERIVED[key] = value.localCheckpoint() if isinstance(value, DataFrame) else value
+        with _DERIVED_LOCK:
+            if key in _DERIVED:
+                return _DERIVED[key]
+        value = compute()  # (two tables built at once may both compute it: the same value)
+        value = value.localCheckpoint() if isinstance(value, DataFrame) else value
+        with _DERIVED_LOCK:
+            _DERIVED[key] = value
             while len(_DERIVED) > _DERIVED_KEPT:
                 _DERIVED.pop(next(iter(_DERIVED)))
-        return _DERIVED[key]
+        return value
 
     def within_share(self, days: list[date | None]) -> bool:
         """Whether rebuilding ``days`` alone stays within ``gold.incremental_max_share`` of the days
@@ -194,6 +200,7 @@ class BuildContext:
 Writer = Callable[[DataFrame, str], None]
 _DERIVED: dict[tuple, object] = {}  # BuildContext.derived: change sets by the snapshots they compare
 _DERIVED_KEPT = 32
+_DERIVED_LOCK = threading.Lock()  # tables are built in threads (lakehouse_core.parallel)
 
 
 def in_days(day: F.Column, days: list[date | None]) -> F.Column:
@@ -260,6 +267,7 @@ class GoldResult:
     table: str
     rows: int
     skipped: bool = False
+    column_lineage: ColumnLineage | None = None  # when lineage is on
 
 
 def daily_scope(context: BuildContext, table: GoldTable) -> list[date | None] | None:
@@ -298,6 +306,8 @@ def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTab
         write = partial(replace_days, column=table.partition_by[0], days=context.scope)
     elif incremental and table.incremental_write:
         write = table.incremental_write
+    # the plan's column lineage, read before the checkpoint cuts it from the tables it read
+    lineage = plan_lineage.column_lineage(df) if settings.lineage.enabled else None
     df = df.localCheckpoint()
     if write is replace_all and start.exists and table.touched_days is None and \
             _fingerprint(df) == _fingerprint(spark.table(ident)):
@@ -317,4 +327,4 @@ def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTab
             state.update({f"lakehouse.reconcile.{name}.gold": str(gold), f"lakehouse.reconcile.{name}.silver": str(silver_total)})
 
     iceberg.stage(spark, ident, batch_id, write_and_reconcile, PACKAGE, lambda: state)
-    return GoldResult(table.name, df.count())
+    return GoldResult(table.name, df.count(), column_lineage=lineage)

@@ -15,6 +15,7 @@ warehouse's manager and phone are not dimension attributes).
 from __future__ import annotations
 
 import operator
+from datetime import date
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
@@ -98,10 +99,13 @@ def build_dim_product(ctx: BuildContext) -> DataFrame:
 
 
 def build_dim_date(ctx: BuildContext) -> DataFrame:
-    """One row per business day from the first order's day through the run's logical date."""
-    last = ctx.as_of
-    first = ctx.silver.read("orders").select(F.min(ctx.day(F.col("order_date")))).first()[0] or last
-    days = ctx.spark.sql(f"SELECT explode(sequence(DATE'{min(first, last)}', DATE'{last}')) AS day")
+    """A calendar: one row per business day from the first order's day through the end of the year
+    after the run's logical date. Facts hold rows dated after the logical date (committed after
+    the interval ended, read by the same batch; a backfill's first run reads the source as it is
+    now): their days are rows of the calendar too. A day beyond it fails the facts' gate."""
+    last = date(ctx.as_of.year + 1, 12, 31)
+    first = ctx.silver.read("orders").select(F.min(ctx.day(F.col("order_date")))).first()[0] or ctx.as_of
+    days = ctx.spark.sql(f"SELECT explode(sequence(DATE'{min(first, ctx.as_of)}', DATE'{last}')) AS day")
     return days.select(
         date_key(F.col("day")).alias("date_key"), F.col("day").alias("date"),
         F.year("day").alias("year"), F.quarter("day").alias("quarter"), F.month("day").alias("month"),
@@ -190,10 +194,10 @@ def build_dim_customer(ctx: BuildContext) -> DataFrame:
         dim = previous
     steps = []
     for interval, customers in ctx.silver.history("customers", after=None if previous is None else ctx.previous_batch):
+        if previous is None and steps:  # a rebuild: many steps, the plan cut before each (not after
+            dim = dim.localCheckpoint()  # the last: the build reads its column lineage from the plan)
         steps.append(customer_versions_step(dim, _customer_state(ctx, customers), interval))
         dim = _apply(dim, steps[-1])
-        if previous is None:  # a rebuild: many steps, the plan cut at each
-            dim = dim.localCheckpoint()
     if previous is None:
         return dim
     return reduce(_apply, steps)  # the rows the batches changed, a later batch's version of a row winning

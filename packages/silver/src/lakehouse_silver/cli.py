@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from lakehouse_core.cli import add_batch_arguments, start_layer_job, utility_spark
+from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.progress import Progress
-from lakehouse_core.registry import Registry
+from lakehouse_core.registry import Registry, TableSpec
 from lakehouse_core.settings import get_settings
 
 
@@ -17,7 +18,8 @@ def _transform(args: argparse.Namespace) -> int:
 
     job = start_layer_job(args, "silver")
     progress = Progress("silver transform", len(job.tables))
-    for spec in job.tables:
+
+    def transform(spec: TableSpec) -> None:
         # reported as a run of its own: the Spark listener sees the MERGE's source as checkpointed rows
         with progress.table(f"silver.{spec.name}") as done, \
                 lineage.lineage_run(job.settings, f"{job.spark.sparkContext.appName}.transform_{spec.name}") as run:
@@ -29,6 +31,10 @@ def _transform(args: argparse.Namespace) -> int:
                  f"{result.quarantine_closed} quarantine rows closed (bronze snapshot {result.upstream_snapshot})",
                  merged=result.rows_merged, quarantined=result.quarantined, released=result.quarantine_closed,
                  staged=not result.skipped)
+
+    # a child table after its parents: its foreign keys are checked against them as this batch stages them
+    run_in_dependency_order(job.tables, transform, job.settings.spark.parallel_tables,
+                            depends_on=lambda spec: [t for t in job.tables if t.name in spec.parent_tables()])
     progress.summary()
     return 0
 

@@ -191,12 +191,12 @@ def table_lineage(spark: SparkSession, spec: TableSpec) -> tuple[list, list]:
     each column) and its quarantine table written."""
     bronze, silver = identifier("bronze", spec.name), identifier("silver", spec.name)
     source = iceberg.java_table(spark, bronze).location()
-    sources = {column: lineage.ColumnSource(source, "_batch_id" if column == "_source_batch_id" else column,
-                                            "keyed hash (PII masking)" if column in spec.pii else "typed, standardised",
-                                            masked=column in spec.pii)
+    sources = {column: [lineage.ColumnSource(source, "_batch_id" if column == "_source_batch_id" else column,
+                                             "keyed hash (PII masking)" if column in spec.pii else "typed, standardised",
+                                             masked=column in spec.pii)]
                for column in spark.table(silver).columns if column not in SILVER_META[1:]}
     return lineage.table_step(spark, [bronze, silver], [silver, identifier("quarantine", f"silver_{spec.name}")],
-                              {silver: sources})
+                              {silver: lineage.ColumnLineage(sources)})
 
 
 def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec,

@@ -1,0 +1,54 @@
+"""Per-table work of a layer job, a few tables at a time, each after the tables it reads.
+
+A table's step mostly waits: on the source, on the catalog's commits, on Spark jobs too small
+to use every core. Running ``spark.parallel_tables`` of them at once in the one application
+overlaps those waits; a table starts only once the tables it depends on (among those of the
+job) are done, so it reads them as this batch staged them.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Callable, Iterable, Sequence, TypeVar
+
+from lakehouse_core.errors import ConfigurationError
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def run_in_dependency_order(items: Sequence[Item], work: Callable[[Item], Result], workers: int,
+                            depends_on: Callable[[Item], Iterable[Item]] = lambda item: ()) -> list[Result]:
+    """``work(item)`` for every item, at most ``workers`` at once, each started once the items it
+    ``depends_on`` (those among ``items``) are done; the results in ``items`` order.
+
+    The first failure is raised once the work under way has finished; nothing starts after it.
+    Raises ConfigurationError when the dependencies form a cycle.
+    """
+    waiting = {i: {items.index(d) for d in depends_on(item) if d in items} for i, item in enumerate(items)}
+    results: dict[int, Result] = {}
+    failure: BaseException | None = None
+    workers = max(1, workers)
+    with ThreadPoolExecutor(workers) as pool:
+        running: dict[Future, int] = {}
+        while waiting or running:
+            if failure is None:
+                ready = [i for i, needs in waiting.items() if needs <= results.keys()]
+                for i in ready[:workers - len(running)]:
+                    running[pool.submit(work, items[i])] = i
+                    del waiting[i]
+            if not running:
+                if failure is None:
+                    raise ConfigurationError(f"the dependencies of {sorted(map(str, (items[i] for i in waiting)))} "
+                                             "form a cycle")
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                index = running.pop(future)
+                try:
+                    results[index] = future.result()
+                except BaseException as exc:  # noqa: BLE001 - raised below, once the others are done
+                    failure = failure or exc
+    if failure is not None:
+        raise failure
+    return [results[i] for i in range(len(items))]
