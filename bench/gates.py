@@ -41,9 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from lakehouse_core.registry import Registry
     from lakehouse_core.settings import LakehouseSettings
     from lakehouse_core.spark import get_spark
-    from lakehouse_gold.build import build_table
-    from lakehouse_gold.tables import GOLD_TABLES
-    from lakehouse_silver.transform import transform_table
+    from lakehouse_gold.tables import build_tables
+    from lakehouse_silver.transform import transform_tables
     from lakehouse_simulator.advance import advance
     from lakehouse_simulator.generate import generate
     from lakehouse_simulator.schema import create_source_schema
@@ -72,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     def batch(batch_interval: DataInterval) -> dict[str, dict[str, float]]:
         layers = {
             "bronze": lambda: extract_tables(spark, settings, registry, batch_interval, source_state(settings)),
-            "silver": lambda: [transform_table(spark, settings, spec, batch_interval) for spec in registry],
-            "gold": lambda: [build_table(spark, settings, table, batch_interval) for table in GOLD_TABLES.values()],
+            "silver": lambda: transform_tables(spark, settings, registry, batch_interval),
+            "gold": lambda: build_tables(spark, settings, batch_interval),
         }
         seconds = {}
         for layer, step in layers.items():

@@ -237,12 +237,6 @@ def _comparable(value):
     return value.normalize() if isinstance(value, Decimal) else value
 
 
-#: a defect the comparison found, not fixed yet: the backfill's second run leaves ``units_sold``
-#: of its day at 0 in the inventory mart where the daily run counts the day's sales (rows of that
-#: day reached the facts in the backfill's first run, and the mart's day is not rebuilt from them)
-KNOWN_DEFECT = "gold.mart_inventory_daily"
-
-
 def _compared(production, dag_run, backfill_dates) -> tuple[dict, dict]:
     """(local backfill's tables, cluster daily run's tables), a periodic snapshot (the inventory's,
     ``snapshot_day``) cut to the days the daily run took: the backfill's first run took one more,
@@ -256,7 +250,7 @@ def _compared(production, dag_run, backfill_dates) -> tuple[dict, dict]:
     assert sum(len(rows) for rows in local.values()) > 1000
     first_run_day = date.fromisoformat(backfill_dates[0]) - timedelta(days=1)
     snapshots = [name for name, rows in local.items() if rows and "snapshot_day" in dict(rows[0])]
-    assert {"gold.fct_inventory_daily", KNOWN_DEFECT} <= set(snapshots)
+    assert {"gold.fct_inventory_daily", "gold.mart_inventory_daily"} <= set(snapshots)
     for name in snapshots:
         days = {dict(row)["snapshot_day"] for row in remote[name]}
         assert {dict(row)["snapshot_day"] for row in local[name]} - days == {first_run_day}, name
@@ -266,14 +260,8 @@ def _compared(production, dag_run, backfill_dates) -> tuple[dict, dict]:
 
 def test_tables_equal_the_local_backfill(production, dag_run, backfill_dates):
     """Row by row, every table of every layer of the daily run on the cluster equals the local
-    backfill's (read through pyiceberg, the cluster run's from S3), but ``KNOWN_DEFECT``'s."""
+    backfill's (read through pyiceberg, the cluster run's from S3)."""
     local, remote = _compared(production, dag_run, backfill_dates)
     differing = {name: next((a, b) for a, b in zip(local[name] + [None], remote[name] + [None]) if a != b)
-                 for name in local if local[name] != remote[name] and name != KNOWN_DEFECT}
+                 for name in local if local[name] != remote[name]}
     assert differing == {}, f"{len(differing)} tables differ; first differing rows (local, cluster): {differing}"
-
-
-@pytest.mark.xfail(strict=False, reason=f"a known defect: {KNOWN_DEFECT} after a backfill (see KNOWN_DEFECT)")
-def test_the_inventory_mart_of_a_backfill_equals_the_daily_run(production, dag_run, backfill_dates):
-    local, remote = _compared(production, dag_run, backfill_dates)
-    assert local[KNOWN_DEFECT] == remote[KNOWN_DEFECT]

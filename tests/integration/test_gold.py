@@ -122,7 +122,9 @@ INSERT INTO product_review (id, product_id, customer_id, rating, review_text, so
 UPDATE inventory SET quantity = 0, updated_at = '2023-01-05 12:00' WHERE id = 2;
 -- written by a trigger: the database wall clock, not sim time
 INSERT INTO inventory_log (id, inventory_id, change_type, quantity_change, quantity_before, quantity_after, changed_by, created_at) VALUES
-  (3, 2, 'sale', -3, 3, 0, 'System_Trigger', '2026-11-30 10:00');
+  (3, 2, 'sale', -3, 3, 0, 'System_Trigger', '2026-11-30 10:00'),
+-- committed ahead of its time (day 3), read by day 2's batch: counts on day 2 until day 3 is in view
+  (4, 1, 'sale', -1, 10, 9, 'System', '2023-01-06 08:00');
 """
 
 DAY3 = """
@@ -138,7 +140,7 @@ UPDATE inventory SET quantity = 10, updated_at = '2023-01-06 09:00' WHERE id = 2
 -- a line removed from an active cart (the cart row itself unchanged)
 DELETE FROM cart_items WHERE id = 2;
 INSERT INTO inventory_log (id, inventory_id, change_type, quantity_change, quantity_before, quantity_after, changed_by, created_at) VALUES
-  (4, 2, 'restock', 10, 0, 10, 'System', '2023-01-06 09:00');
+  (5, 2, 'restock', 10, 0, 10, 'System', '2023-01-06 09:00');
 """
 
 MARTS_COMPARED = ("mart_daily_sales", "mart_customer_360", "mart_logistics_daily", "mart_returns",
@@ -343,7 +345,8 @@ def test_inventory_snapshots_incidents_and_cover(trap_shop):
         (D2, 1): (10, False, 0, 0, 5, Decimal("56.0"), Decimal("0.50")),
         # the wall-clock (2026) sale row counts on the day of the batch that landed it
         (D2, 2): (0, True, 1, 3, 5, Decimal("0.0"), Decimal("3.33")),
-        (D3, 1): (10, False, 0, 0, 5, Decimal("56.0"), Decimal("0.50")),
+        # the sale stamped day 3 that day 2's batch read ahead counts on day 3 (and left day 2)
+        (D3, 1): (10, False, 0, 1, 6, Decimal("46.7"), Decimal("0.60")),
         (D3, 2): (10, False, 0, 0, 5, Decimal("56.0"), Decimal("1.15")),
     }
 
@@ -362,6 +365,7 @@ def test_daily_runs_rebuild_only_the_days_the_silver_changes_touch(trap_shop):
     assert [touched[day]["fct_activity_events"] for day in (D2, D3)] == [[], []]  # no clickstream in this shop
     # day 3: order 7 and its payment; a line removed from cart 2 (day 1) and cart 4 (day 2) expiring
     # today; no shipment or return changed; marts add the day the logical date brings into view
+    # (the inventory mart also the day the sale read ahead of it counted on until now)
     days = ["2023-01-04", "2023-01-05", "2023-01-06"]
     assert {t: touched[D3][t] for t in ("fct_payments", "fct_shipments", "fct_returns", "fct_inventory_daily",
                                         "fct_cart_events", "mart_logistics_daily", "mart_returns",
@@ -369,7 +373,7 @@ def test_daily_runs_rebuild_only_the_days_the_silver_changes_touch(trap_shop):
                                         "mart_customer_360")} == {
         "fct_payments": days[2:], "fct_shipments": [], "fct_returns": [], "fct_inventory_daily": days[2:],
         "fct_cart_events": days, "mart_logistics_daily": days[2:], "mart_returns": days[2:],
-        "mart_inventory_daily": days[2:], "mart_product_performance": days[2:], "mart_cart_analytics": days,
+        "mart_inventory_daily": days[1:], "mart_product_performance": days[2:], "mart_cart_analytics": days,
         "mart_customer_360": None}  # every row depends on the logical date
     # day 2: the wall-clock sale counts on day 2 (its window reaches no later snapshot yet); the
     # review dated day 3 already lands, out of view
@@ -586,8 +590,10 @@ DUCKDB_MARTS = {
     # inventory_snapshots: silver.inventory as each published batch left it, on that batch's last day
     "mart_inventory_daily": """
         WITH sold AS (SELECT i.product_id, i.warehouse_id,
-                             least(CAST(l.created_at AS DATE), CAST(timezone('UTC', strptime(
-                                 split_part(l._source_batch_id, '_', 2), '%Y%m%dT%H%M')) - INTERVAL 1 SECOND AS DATE)) AS day,
+                             CASE WHEN CAST(l.created_at AS DATE) <= $as_of THEN CAST(l.created_at AS DATE)
+                                  ELSE CAST(timezone('UTC', strptime(split_part(l._source_batch_id, '_', 2),
+                                                                     '%Y%m%dT%H%M')) - INTERVAL 1 SECOND AS DATE)
+                             END AS day,
                              -sum(l.quantity_change) AS units
                       FROM inventory_log l JOIN inventory i ON i.id = l.inventory_id
                       WHERE l.change_type = 'sale' GROUP BY ALL),

@@ -68,9 +68,9 @@ def extract(spark, settings, interval: DataInterval):
 
 
 def transform(spark, settings, interval: DataInterval):
-    from lakehouse_silver.transform import transform_table
+    from lakehouse_silver.transform import transform_tables
 
-    return [transform_table(spark, settings, spec, interval) for spec in Registry.load(settings).in_dependency_order()]
+    return transform_tables(spark, settings, Registry.load(settings).in_dependency_order(), interval)
 
 
 #: the gold tables of the slice: the dimensions, the order facts and the two marts they feed

@@ -17,8 +17,7 @@ from lakehouse_core.progress import Progress
 def test_progress_prints_a_line_per_table_and_a_summary():
     out = io.StringIO()
     progress = Progress("silver transform", total=2, stream=out)
-    with progress.table("silver.orders") as done:
-        done("12 keys merged", merged=12, quarantined=1, staged=True)
+    progress.done("silver.orders", "12 keys merged", 1.5, merged=12, quarantined=1, staged=True)
     progress.done("silver.customers", "already published, skipped", None, merged=0, quarantined=0, staged=False)
     progress.summary()
     lines = out.getvalue().splitlines()
@@ -26,7 +25,7 @@ def test_progress_prints_a_line_per_table_and_a_summary():
     assert lines[1] == "[2/2] silver.customers: already published, skipped"
     assert lines[3].startswith("silver transform: 2 of 2 tables in ")
     assert lines[4].split() == ["table", "merged", "quarantined", "staged", "seconds"]
-    assert lines[5].split()[:4] == ["silver.orders", "12", "1", "yes"]
+    assert lines[5].split() == ["silver.orders", "12", "1", "yes", "1.50"]
     assert lines[6].split() == ["silver.customers", "0", "0", "no", "-"]
     assert lines[7].split()[:3] == ["total", "12", "1"]
 

@@ -1,10 +1,8 @@
 """Progress of a long command, table by table: a line as each table finishes, then a summary table.
 
     progress = Progress("silver transform", total=len(tables))
-    for spec in tables:
-        with progress.table(f"silver.{spec.name}") as done:
-            result = transform_table(...)
-            done(f"{result.rows_merged} keys merged", rows=result.rows_merged, quarantined=result.quarantined)
+    # as each table is done (from any thread):
+    progress.done(f"silver.{name}", f"{merged} keys merged", seconds, merged=merged, quarantined=quarantined)
     progress.summary()
 
 Lines go to standard output as they happen (flushed: Airflow's task log and a terminal show them
@@ -17,9 +15,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, TextIO
+from typing import TextIO
 
 
 @dataclass
@@ -40,12 +37,6 @@ class Progress:
             self.rows.append({"table": table, **counts, "seconds": None if seconds is None else round(seconds, 2)})
             print(f"[{len(self.rows):>{len(str(self.total))}}/{self.total}] {table}: {outcome}", file=self.stream,
                   flush=True)
-
-    @contextmanager
-    def table(self, table: str) -> Iterator[Callable[..., None]]:
-        """Time ``table``'s work; the block calls what it yields as ``done(outcome, **counts)``."""
-        began = time.perf_counter()
-        yield lambda outcome, **counts: self.done(table, outcome, time.perf_counter() - began, **counts)
 
     def summary(self) -> None:
         """Print the summary table: a row per table reported, a total row."""

@@ -112,29 +112,50 @@ def _batch_last_day(batch_id: Column, ctx: BuildContext) -> Column:
 WINDOW_DAYS = 28  # the trailing window of units sold, average stock, days on hand and turnover
 
 
+def _sale_movements(ctx: BuildContext) -> DataFrame:
+    """Silver's ``sale`` stock movements with their product and warehouse, the business day of
+    their timestamp (``own_day``) and the last business day of the batch that landed them
+    (``landed_day``)."""
+    inventory = ctx.silver.read("inventory").select(F.col("id").alias("inventory_id"), "product_id", "warehouse_id")
+    return (ctx.silver.read("inventory_log").where(F.col("change_type") == "sale").join(inventory, "inventory_id")
+            .withColumn("own_day", ctx.day(F.col("created_at")))
+            .withColumn("landed_day", _batch_last_day(F.col("_source_batch_id"), ctx)))
+
+
 def daily_units_sold(ctx: BuildContext, only_newer: bool = False) -> DataFrame:
     """Units sold per product × warehouse × business day, from ``sale`` stock movements (with
     ``only_newer``: those landed after the mart was last built). A movement counts on its own
-    day, or on the last day of the batch that landed it when its timestamp lies beyond it
-    (trigger-written rows carry the database wall clock)."""
-    inventory = ctx.silver.read("inventory").select(F.col("id").alias("inventory_id"), "product_id", "warehouse_id")
-    moves = ctx.silver.read("inventory_log").where(F.col("change_type") == "sale")
+    day; one stamped after the run's logical date counts on the last day of the batch that landed
+    it (trigger-written rows carry the database wall clock, source-system.md §1.5 T10) until a
+    later run's logical date reaches its day (a first load reads ahead of its interval)."""
+    moves = _sale_movements(ctx)
     if only_newer:
         moves = moves.where(ctx.newer())
-    day = F.least(ctx.day(F.col("created_at")), _batch_last_day(F.col("_source_batch_id"), ctx))
-    return (moves.join(inventory, "inventory_id").groupBy("product_id", "warehouse_id", day.alias("day"))
+    day = F.when(F.col("own_day") <= F.lit(ctx.as_of), F.col("own_day")).otherwise(F.col("landed_day"))
+    return (moves.groupBy("product_id", "warehouse_id", day.alias("day"))
             .agg(F.sum(-F.col("quantity_change")).cast("bigint").alias("units")))
+
+
+def _redated_days(ctx: BuildContext) -> set[date]:
+    """The days movements leave and enter as this run's logical date reaches their own day: a
+    movement stamped after an earlier run's logical date counted then on its landing batch's day."""
+    newly = ctx.newly_covered()
+    if not newly:
+        return set()
+    moves = (_sale_movements(ctx).where(in_days(F.col("own_day"), newly))
+             .where(F.col("landed_day") < F.col("own_day")).select("own_day", "landed_day").distinct().collect())
+    return {day for row in moves for day in row}
 
 
 @_mart_days()
 def inventory_touched_days(ctx: BuildContext) -> list[date | None] | None:
     """The snapshot days ``fct_inventory_daily`` rebuilt, and the days whose trailing window holds
-    a sale landed since the mart was last built (late movements)."""
+    a sale landed since the mart was last built (late movements) or one that changes day now."""
     snapshots = ctx.touched_days_of("fct_inventory_daily")
     if snapshots is None:
         return None
     late = {r.day for r in daily_units_sold(ctx, only_newer=True).select("day").distinct().collect() if r.day}
-    windows = {day + timedelta(days=k) for day in late for k in range(WINDOW_DAYS)}
+    windows = {day + timedelta(days=k) for day in late | _redated_days(ctx) for k in range(WINDOW_DAYS)}
     return sorted({*snapshots, *(d for d in windows if d <= ctx.as_of)})
 
 

@@ -5,36 +5,25 @@ from __future__ import annotations
 import argparse
 
 from lakehouse_core.cli import add_batch_arguments, start_layer_job, utility_spark
-from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.progress import Progress
-from lakehouse_core.registry import Registry, TableSpec
+from lakehouse_core.registry import Registry
 from lakehouse_core.settings import get_settings
 
 
 def _transform(args: argparse.Namespace) -> int:
-    from lakehouse_core import lineage
-
-    from lakehouse_silver.transform import table_lineage, transform_table
+    from lakehouse_silver.transform import SilverResult, transform_tables
 
     job = start_layer_job(args, "silver")
     progress = Progress("silver transform", len(job.tables))
 
-    def transform(spec: TableSpec) -> None:
-        # reported as a run of its own: the Spark listener sees the MERGE's source as checkpointed rows
-        with progress.table(f"silver.{spec.name}") as done, \
-                lineage.lineage_run(job.settings, f"{job.spark.sparkContext.appName}.transform_{spec.name}") as run:
-            result = transform_table(job.spark, job.settings, spec, job.interval)
-            if not result.skipped:
-                run.inputs, run.outputs = table_lineage(job.spark, spec)
-            done("already published, skipped" if result.skipped else
-                 f"{result.rows_merged} keys merged, {result.quarantined} quarantined, "
-                 f"{result.quarantine_closed} quarantine rows closed (bronze snapshot {result.upstream_snapshot})",
-                 merged=result.rows_merged, quarantined=result.quarantined, released=result.quarantine_closed,
-                 staged=not result.skipped)
+    def done(result: SilverResult, seconds: float) -> None:
+        progress.done(f"silver.{result.table}", "already published, skipped" if result.skipped else
+                      f"{result.rows_merged} keys merged, {result.quarantined} quarantined, "
+                      f"{result.quarantine_closed} quarantine rows closed (bronze snapshot {result.upstream_snapshot})",
+                      seconds, merged=result.rows_merged, quarantined=result.quarantined,
+                      released=result.quarantine_closed, staged=not result.skipped)
 
-    # a child table after its parents: its foreign keys are checked against them as this batch stages them
-    run_in_dependency_order(job.tables, transform, job.settings.spark.parallel_tables,
-                            depends_on=lambda spec: [t for t in job.tables if t.name in spec.parent_tables()])
+    transform_tables(job.spark, job.settings, job.tables, job.interval, on_done=done)
     progress.summary()
     return 0
 

@@ -15,6 +15,7 @@ reconciled with bronze (``lakehouse_silver.reconcile``).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,6 +25,7 @@ from pyspark.sql.types import StringType, TimestampNTZType
 
 from lakehouse_core import iceberg, lineage, quality
 from lakehouse_core.batch import DataInterval
+from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.registry import TableSpec, identifier
 from lakehouse_core.schema import check_evolution, widened_columns
 from lakehouse_core.settings import LakehouseSettings
@@ -197,6 +199,28 @@ def table_lineage(spark: SparkSession, spec: TableSpec) -> tuple[list, list]:
                for column in spark.table(silver).columns if column not in SILVER_META[1:]}
     return lineage.table_step(spark, [bronze, silver], [silver, identifier("quarantine", f"silver_{spec.name}")],
                               {silver: lineage.ColumnLineage(sources)})
+
+
+def transform_tables(spark: SparkSession, settings: LakehouseSettings, specs: list[TableSpec],
+                     interval: DataInterval, on_done: Callable[[SilverResult, float], None] | None = None
+                     ) -> list[SilverResult]:
+    """``transform_table`` for each of ``specs``, ``spark.parallel_tables`` at a time, a child table
+    after its parents among them (its foreign keys are checked against them as this batch stages
+    them); each table reported as an OpenLineage run of its own (the Spark listener sees the MERGE's
+    source as checkpointed rows) and handed to ``on_done`` with its seconds. Raises what
+    ``transform_table`` raises, once the tables under way are staged."""
+    def transform(spec: TableSpec) -> SilverResult:
+        began = time.perf_counter()
+        with lineage.lineage_run(settings, f"{spark.sparkContext.appName}.transform_{spec.name}") as run:
+            result = transform_table(spark, settings, spec, interval)
+            if not result.skipped:
+                run.inputs, run.outputs = table_lineage(spark, spec)
+        if on_done is not None:
+            on_done(result, time.perf_counter() - began)
+        return result
+
+    return run_in_dependency_order(specs, transform, settings.spark.parallel_tables,
+                                   depends_on=lambda spec: [t for t in specs if t.name in spec.parent_tables()])
 
 
 def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec,
