@@ -48,8 +48,8 @@ def runtime_bin() -> Path:
 @pytest.fixture(scope="session")
 def run_dag() -> DagRunner:
     """``run_dag(env, home, logical_date, to_date=None)``: one DAG run (``run_local.py``), or a
-    backfill up to ``to_date``; the process and the (last) run's ``{states, tries, data_interval,
-    runs}`` (None when it wrote none)."""
+    backfill up to ``to_date``, reading the source as ``SOURCE_READER``; the process and the
+    (last) run's ``{states, tries, data_interval, runs}`` (None when it wrote none)."""
 
     def run(env: dict[str, str], home: Path, logical_date: str,
             to_date: str | None = None) -> tuple[subprocess.CompletedProcess, dict | None]:
@@ -57,10 +57,34 @@ def run_dag() -> DagRunner:
         backfill = ["--to-date", to_date] if to_date else []
         proc = subprocess.run([sys.executable, str(REPO / "orchestration" / "run_local.py"),
                                "--logical-date", logical_date, *backfill, "--states-json", str(states)],
-                              env=env, capture_output=True, text=True, timeout=1800)
+                              env={**env, "LAKEHOUSE_SOURCE__USER": SOURCE_READER}, capture_output=True, text=True,
+                              timeout=1800)
         return proc, json.loads(states.read_text()) if states.exists() else None
 
     return run
+
+
+#: the read-only role the DAG's tasks read the source with, as in compose
+SOURCE_READER = "lakehouse_reader"
+
+
+def _create_source_reader(home: Path) -> None:
+    """The source database of ``home``'s embedded server, with the read-only role compose creates
+    (``orchestration/compose/source-reader.sql``, run by psql as there) before the simulator (its
+    owner) creates the tables."""
+    from lakehouse_core.postgres import SUPERUSER, _pg_bin
+
+    port = (home / "postgres" / "port").read_text().strip()
+    psql = [_pg_bin("psql"), "-h", "127.0.0.1", "-p", port, "-U", SUPERUSER, "-v", "ON_ERROR_STOP=1"]
+    subprocess.run([*psql, "-d", "postgres", "-c", "CREATE DATABASE shop"], check=True, capture_output=True)
+    subprocess.run([*psql, "-d", "shop", "-v", "reader_password=", "-v", f"owner={SUPERUSER}",
+                    "-f", str(REPO / "orchestration" / "compose" / "source-reader.sql")], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def source_reader() -> str:
+    """The read-only role the DAG's tasks read the source with."""
+    return SOURCE_READER
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +102,8 @@ def simulated_shop(runtime_bin):
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"}  # the tasks' output is part of the run's output
         env |= extra_env or {}
         homes.append((home, env))
+        subprocess.run([lakehouse, "db", "start"], env=env, check=True, capture_output=True)
+        _create_source_reader(home)
         proc = subprocess.run([lakehouse, "simulate", *SHOP, "--days", "3", "--reset"], env=env,
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

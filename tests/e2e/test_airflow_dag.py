@@ -44,16 +44,33 @@ def failing_gate_run(dag_run, e2e_env, runtime_bin, run_dag, shop_args):
 
 
 @contextlib.contextmanager
-def _source(home: Path):
+def _source(home: Path, user: str = "lakehouse"):
     import psycopg2
 
     port = (home / "postgres" / "port").read_text().strip()
-    conn = psycopg2.connect(host="127.0.0.1", port=port, user="lakehouse", dbname="shop")
+    conn = psycopg2.connect(host="127.0.0.1", port=port, user=user, dbname="shop")
     try:
         with conn, conn.cursor() as cur:
             yield cur
     finally:
         conn.close()
+
+
+def test_the_tasks_read_the_source_through_a_read_only_role(dag_run, source_reader):
+    """The runs read the source as ``source_reader`` (they succeeded): it reads every table and
+    the simulator's clock, and can change nothing."""
+    import psycopg2
+
+    with _source(dag_run[0], source_reader) as cur:
+        cur.execute("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user")
+        assert cur.fetchone() == (False, False, False)
+        cur.execute("SELECT count(*) FROM orders")
+        assert cur.fetchone()[0] > 0
+        cur.execute("SELECT count(*) FROM lakehouse_sim.clock")
+    for statement in ("UPDATE orders SET total_price = 0 WHERE id = 1", "DELETE FROM cart_items",
+                      "CREATE TABLE stolen (x int)"):
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege), _source(dag_run[0], source_reader) as cur:
+            cur.execute(statement)
 
 
 def test_every_task_of_the_backfill_succeeded(dag_run, backfill_dates):
@@ -153,12 +170,12 @@ def test_exit_codes_decide_retries():
 def test_airflow_connections_give_the_tasks_their_databases(monkeypatch):
     """A defined ``lakehouse_source``/``lakehouse_catalog`` connection becomes the task's settings
     variables (password decoded, schema as the database); without one the settings stand."""
-    monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_SOURCE", "postgres://shop_reader:s%40cret@db.internal:6543/shop")
+    monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_SOURCE", "postgres://shop_reader:s%40cret@db.internal:6543/shop")  # pragma: allowlist secret (a test value)
     monkeypatch.delenv("AIRFLOW_CONN_LAKEHOUSE_CATALOG", raising=False)
     dag = _dag_module()
     assert dag.connection_env("lakehouse_source", dag.CONNECTIONS["lakehouse_source"]) == {
         "LAKEHOUSE_SOURCE__HOST": "db.internal", "LAKEHOUSE_SOURCE__PORT": "6543",
-        "LAKEHOUSE_SOURCE__USER": "shop_reader", "LAKEHOUSE_SOURCE__PASSWORD": "s@cret",
+        "LAKEHOUSE_SOURCE__USER": "shop_reader", "LAKEHOUSE_SOURCE__PASSWORD": "s@cret",  # pragma: allowlist secret
         "LAKEHOUSE_SOURCE__DBNAME": "shop"}
     assert dag.connection_env("lakehouse_catalog", dag.CONNECTIONS["lakehouse_catalog"]) == {}
     from lakehouse_core.settings import LakehouseSettings

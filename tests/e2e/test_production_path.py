@@ -41,7 +41,7 @@ LAYERS = ("bronze", "silver", "gold", "quarantine")
 VOLATILE_COLUMNS = {"_ingested_at", "_source_xid", "_silver_updated_at", "quarantined_at", "closed_at",
                     "_batch_id", "_source_batch_id", "batch_id"}
 #: credentials of the throw-away S3 server (moto accepts any)
-S3_KEY, S3_SECRET = "lakehouse-test", "lakehouse-test-secret"
+S3_KEY, S3_SECRET = "lakehouse-test", "lakehouse-test-secret"  # pragma: allowlist secret (moto accepts any)
 
 
 def _free_port() -> int:

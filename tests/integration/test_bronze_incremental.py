@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 import psycopg2
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
-from pyspark.sql import functions as F
 
 from lakehouse_bronze.cursors import WatermarkError
 from lakehouse_bronze.extract import extract_table, latest_versions

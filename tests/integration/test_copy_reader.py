@@ -127,6 +127,26 @@ def test_copy_path_equals_jdbc_path(worker_spark, copy_settings, split_small, ta
     assert got == expected
 
 
+def test_the_source_password_reaches_the_tasks_but_no_pickled_task_or_repr(worker_spark, copy_settings):
+    """A plan's tasks get the source password as a broadcast variable (the embedded server trusts
+    local connections, so here the read succeeds with any password; the tasks show they got it)."""
+    from pydantic import SecretStr
+    from pyspark import cloudpickle
+
+    from lakehouse_bronze.copy_reader import plan_copy, read_source_copy
+
+    password = "copy-test-password-0451"  # pragma: allowlist secret (a test value)
+    ours = copy_settings.model_copy(update={"source": copy_settings.source.model_copy(
+        update={"password": SecretStr(password)})})
+    spec = Registry.load(ours).get("orders")
+    plan = plan_copy(ours, spec, _query("orders"))
+    assert password not in repr(plan)
+    assert password.encode() not in cloudpickle.dumps(plan)
+    assert worker_spark.sparkContext.parallelize([0, 1], 2).map(lambda _: plan.password.get()).collect() == [
+        password, password]
+    assert read_source_copy(worker_spark, ours, spec, _query("orders")).count() == plan.rows > 0
+
+
 def test_edge_values_arrive_intact(worker_spark, copy_settings):
     """Independent of JDBC: the edge strings and microseconds come back as inserted."""
     from datetime import datetime

@@ -193,6 +193,9 @@ def test_second_batch_merges_source_changes(spark, shop, tmp_path):
     (order_id,) = source_rows(settings, "SELECT min(id) FROM orders WHERE status <> 'Cancelled'")[0]
     with postgres.connect(settings.source, settings) as conn, conn.cursor() as cur:
         cur.execute("UPDATE orders SET status = 'Cancelled', updated_at = '2023-01-05 10:00' WHERE id = %s", (order_id,))
+        # a malformed email and phone: flagged in silver before they are masked
+        cur.execute("UPDATE customers SET email = ' not-an-email ', phone = '12-34' "
+                    "WHERE id = (SELECT min(id) FROM customers)")
         conn.commit()
     with postgres.connect(settings.source, settings) as conn, conn.cursor() as cur:
         # a misbehaving source: a status outside the vocabulary, a line whose order does not exist
@@ -373,6 +376,43 @@ def test_masking_is_a_stable_keyed_hash(spark, shop):
     (customer_id, email) = source_rows(shop, "SELECT id, email FROM customers ORDER BY id LIMIT 1")[0]
     masked = spark.table("lakehouse.silver.customers").where(f"id = {customer_id}").first().email
     assert masked == reference_hmac(email.strip().lower(), pii_key(shop))
+
+
+def test_malformed_emails_and_phones_are_flagged_before_masking(spark, shop):
+    """Batch 2 made one customer's email and phone malformed: silver flags them (a masked value
+    cannot be checked any more), and the silver gate warns, naming the flag, not the value."""
+    (customer_id,) = source_rows(shop, "SELECT min(id) FROM customers")[0]
+    flags = {r.id: (r.email_is_valid, r.phone_is_valid)
+             for r in spark.table("lakehouse.silver.customers").select("id", "email_is_valid", "phone_is_valid").collect()}
+    assert flags.pop(customer_id) == (False, False)
+    assert set(flags.values()) == {(True, True)}
+    assert {r[0] for r in spark.table("lakehouse.silver.warehouse").select("contact_phone_is_valid").collect()} == {True}
+    report = json.loads((shop.quality_dir / f"silver-{DAY2.batch_id}.json").read_text())
+    customers = next(t for t in report["tables"] if t["table"] == "silver.customers")
+    failing = {(o["column"], o["severity"]) for o in customers["outcomes"] if not o["success"]}
+    assert failing == {("email_is_valid", "warn"), ("phone_is_valid", "warn")}
+
+
+def test_the_pii_key_is_in_no_spark_plan_and_no_pickled_task(spark, shop):
+    """The masking key reaches the tasks as a broadcast variable: the plans of a masking query
+    (parsed to physical) and a pickled task function hold neither the key nor its HMAC pads."""
+    from pyspark import cloudpickle
+
+    from lakehouse_core.task_secret import TaskSecret
+    from lakehouse_silver.pii import mask, pii_key, reference_hmac
+
+    key = pii_key(shop)
+    padded = key.ljust(64, b"\0")
+    forms = {key.decode(), key.hex(), *(bytes(b ^ pad for b in padded).hex() for pad in (0x36, 0x5C))}
+    df = spark.createDataFrame([(" An@Example.com ",)], "email string").select(mask(F.col("email"), "email", key))
+    plans = df._jdf.queryExecution().toString()
+    assert "keyed_hash" in plans  # the plan shows the masking UDF ...
+    assert not [f for f in forms if f.lower() in plans.lower()]  # ... and no form of its key
+    assert df.first()[0] == reference_hmac("an@example.com", key)
+    secret = TaskSecret(key)
+    task = cloudpickle.dumps(lambda: secret.get())
+    assert not [f for f in forms if f.encode() in task] and key not in task
+    assert "***" in repr(secret) and key.decode() not in repr(secret)
 
 
 def test_silver_vocabularies_are_canonical(spark, shop):

@@ -190,6 +190,10 @@ def test_every_lakehouse_service_has_valid_compose_settings(resolved, monkeypatc
         assert settings.warehouse == "s3://lakehouse/warehouse" and settings.s3.endpoint == "http://minio:9000"
         assert settings.spark.master == "spark://spark-master:7077"
         assert settings.source.host == settings.catalog.host == "postgres"
+        # the tasks read the source through the read-only role; only the simulator writes it
+        reader = (settings.source.user, settings.source.password.get_secret_value())
+        assert reader == (("lakehouse", "test-postgres_password-value") if name == "source-init"
+                          else ("lakehouse_reader", "test-source_reader_password-value")), name
         assert settings.pii_secret.get_secret_value() == "test-lakehouse_pii_secret-value"
         assert settings.lineage.http_url == "http://marquez:5000"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lakehouse_core.errors import ConfigurationError
-from lakehouse_core.quality import SuiteNotFoundError, load_suite, suite_folder
+from lakehouse_core.quality import SuiteNotFoundError, load_suite
 from lakehouse_core.settings import LakehouseSettings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -76,6 +76,7 @@ from lakehouse_core import postgres
 from lakehouse_core.errors import ConfigurationError, DataError
 from lakehouse_core.registry import TableSpec
 from lakehouse_core.settings import LakehouseSettings
+from lakehouse_core.task_secret import TaskSecret
 from lakehouse_bronze import source
 
 #: Results up to this many rows are read as one range (the JDBC reader's threshold too).
@@ -144,14 +145,15 @@ class CopyPlan:
 
     ``ranges`` are half-open key ranges on ``key``; ``key`` is None for a single unsplit read.
     ``rows`` is the result's size as planned (single integer key; an estimate when large), else None.
-    ``table`` names the source table in errors. Picklable: it is shipped to the tasks.
+    ``table`` names the source table in errors. Picklable: it is shipped to the tasks (its
+    ``password`` as a broadcast variable).
     """
 
     host: str
     port: int
     user: str
     dbname: str
-    password: str | None
+    password: TaskSecret[str] | None
     query: str
     key: str | None
     ranges: tuple[tuple[int, int], ...]
@@ -174,7 +176,8 @@ class CopyPlan:
         """A source connection for this plan's COPY streams (autocommit: each range is its own
         transaction); ``read_range`` takes it so that a task reading several ranges opens one."""
         conn = psycopg2.connect(host=self.host, port=self.port, user=self.user, dbname=self.dbname,
-                                password=self.password, options=SESSION_OPTIONS, client_encoding="UTF8",
+                                password=self.password.get() if self.password else None,
+                                options=SESSION_OPTIONS, client_encoding="UTF8",
                                 application_name="lakehouse-bronze-copy")
         conn.autocommit = True
         return conn
@@ -456,7 +459,9 @@ def plan_copy(settings: LakehouseSettings, spec: TableSpec, query: str, num_part
                 key = None  # one range, no predicate
             else:
                 ranges = tuple(key_ranges(low, high, min(parts, math.ceil(count / SPLIT_THRESHOLD))))
-    return CopyPlan(**postgres.connection_params(settings.source, settings), query=query, key=key, ranges=ranges,
+    server = postgres.connection_params(settings.source, settings)
+    secret = server.pop("password")
+    return CopyPlan(**server, password=TaskSecret(secret) if secret else None, query=query, key=key, ranges=ranges,
                     parse_schema=pa.schema([pa.field(c.name, c.parse_type) for c in columns]),
                     arrow_schema=pa.schema([pa.field(c.name, c.arrow_type) for c in columns]),
                     spark_schema=T.StructType([c.field for c in columns]), table=spec.name, rows=rows)

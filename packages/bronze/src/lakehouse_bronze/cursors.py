@@ -20,11 +20,14 @@ batch: they are not read now and are counted instead (``deferred``), with those 
 the source's clock (``future``), which no batch can take until the clock passes them.
 
 Re-read rows never inflate bronze: extraction drops rows equal to the latest bronze
-version of their key. A watermark that would move backwards raises WatermarkError.
+version of their key. A watermark that would move backwards raises WatermarkError. A registry
+cursor changed to another kind since the last batch (say ``updated_at`` to ``xmin``) migrates:
+that batch reads the whole table once and commits a watermark of the new kind.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,6 +36,8 @@ from lakehouse_core.errors import DataError
 from lakehouse_core.registry import LoadMode, TableSpec
 from lakehouse_core.settings import LakehouseSettings
 from lakehouse_bronze.source import XMIN_AS_XID8, SourceState, literal, quote, snapshot_literal
+
+_LOG = logging.getLogger(__name__)
 
 SERIAL_TYPES = ("smallint", "integer", "bigint")
 TIMESTAMP_TYPES = ("timestamp without time zone", "timestamp with time zone", "date")
@@ -65,6 +70,7 @@ def plan_read(spec: TableSpec, cursor_type: str | None, previous: dict | None, s
     """
     if spec.load_mode is LoadMode.full:
         return ReadPlan(None)
+    previous = _of_this_cursor(spec, cursor_type, previous)
     if spec.uses_commit_cursor:
         predicate = None
         if previous is not None:
@@ -95,3 +101,18 @@ def plan_read(spec: TableSpec, cursor_type: str | None, previous: dict | None, s
     predicate = f"(({' AND '.join(bounds)}) OR src_t.{column} IS NULL)"
     return ReadPlan(predicate, watermark={"kind": "timestamp", "value": upper.isoformat()},
                     deferred=f"src_t.{column} >= {literal(upper)}", future=f"src_t.{column} > {literal(state.now)}")
+
+
+def _of_this_cursor(spec: TableSpec, cursor_type: str | None, previous: dict | None) -> dict | None:
+    """``previous`` when it is a watermark of the kind the registry's cursor commits; None when the
+    cursor changed kind since (``xmin``, serial id, timestamp): the batch then reads the whole
+    table once, as a first read (rows equal to their latest bronze version are dropped, so nothing
+    is duplicated), and commits a watermark of the new kind. Logged as a warning."""
+    kind = ("xmin" if spec.uses_commit_cursor else "serial" if cursor_type in SERIAL_TYPES
+            else "timestamp" if cursor_type in TIMESTAMP_TYPES else None)
+    if previous is None or kind is None or previous.get("kind") == kind:
+        return previous
+    _LOG.warning("%s: the registry's cursor %r commits a %s watermark, but bronze.%s's last batch committed "
+                 "a %s one (the cursor changed): this batch reads the whole table once", spec.name, spec.cursor,
+                 kind, spec.name, previous.get("kind"))
+    return None

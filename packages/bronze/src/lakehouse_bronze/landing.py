@@ -45,6 +45,7 @@ from pyspark.sql import types as T
 
 from lakehouse_core.catalog import catalog_properties
 from lakehouse_core.settings import LakehouseSettings
+from lakehouse_core.task_secret import TaskSecret
 from lakehouse_bronze.copy_reader import CopyPlan
 
 #: A landed file holds at most this many rows (one key range).
@@ -153,8 +154,9 @@ def _land_range(job: LandingJob, range_index: int, ingested_at: pa.Scalar, io_pr
 
 
 def _land_partitions(jobs: tuple[LandingJob, ...], tasks: tuple[tuple[tuple[int, int], ...], ...], ingested_at_us: int,
-                     io_properties: dict[str, str], batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+                     storage: TaskSecret[dict[str, str]], batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     ingested_at = pa.scalar(ingested_at_us, pa.timestamp("us", tz="UTC"))
+    io_properties = storage.get()
     # one source connection per task and database: a new server session costs ~20 ms here
     connections: dict[tuple, psycopg2.extensions.connection] = {}
     try:
@@ -200,7 +202,8 @@ def land(spark: SparkSession, settings: LakehouseSettings, jobs: list[LandingJob
         return []
     tasks = tuple(tuple(t) for t in pack_tasks(jobs, spark.sparkContext.defaultParallelism))
     ingested_at_us = time.time_ns() // 1000  # the driver's clock, as current_timestamp() in a Spark plan
-    storage = {k: v for k, v in catalog_properties(settings).items() if k.startswith("s3.")}  # no catalog secrets
+    # the object store's keys (no catalog secrets), out of the pickled tasks
+    storage = TaskSecret({k: v for k, v in catalog_properties(settings).items() if k.startswith("s3.")})
     run = functools.partial(_land_partitions, tuple(jobs), tasks, ingested_at_us, storage)
     landed = [Landed((), 0, None) for _ in jobs]
     for r in spark.range(0, len(tasks), 1, len(tasks)).mapInArrow(run, _RESULT_DDL).collect():

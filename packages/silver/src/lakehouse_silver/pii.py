@@ -1,4 +1,4 @@
-"""PII masking: HMAC-SHA256 with a secret key, computed inside Spark.
+"""PII masking: HMAC-SHA256 with a secret key, computed in Spark's Python workers.
 
 Values are normalised first (trimmed, lower case; phones reduced to their digits)
 so the same person masks to the same token everywhere, and joins on masked
@@ -13,13 +13,15 @@ import hmac
 import os
 import secrets
 
+import pandas as pd
 from pyspark.sql import Column
 from pyspark.sql import functions as F
+from pyspark.sql.functions import pandas_udf
+from pyspark.sql.types import StringType
 
 from lakehouse_core.errors import ConfigurationError
 from lakehouse_core.settings import LakehouseSettings, Profile
-
-BLOCK = 64  # SHA-256 block size in bytes
+from lakehouse_core.task_secret import TaskSecret
 
 
 class MissingSecretError(ConfigurationError):
@@ -50,19 +52,40 @@ def normalise(column: Column, kind: str) -> Column:
     return F.regexp_replace(text, r"[^0-9]", "") if kind == "phone" else text
 
 
+#: the column beside an email or phone saying whether it was well formed
+VALIDITY_SUFFIX = "_is_valid"
+#: a well-formed value of a kind, once trimmed (a phone also without spaces, dots, dashes and
+#: brackets): Vietnamese numbers, 0 or +84 then 9 digits
+WELL_FORMED = {"email": r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$", "phone": r"^(\+84|0)[0-9]{9}$"}
+
+
+def well_formed(column: Column, kind: str) -> Column | None:
+    """Whether each value of ``column`` is a well-formed ``kind`` (NULL stays NULL); None for a kind
+    without a format (names). Checked before masking: a masked value cannot be checked."""
+    if kind not in WELL_FORMED:
+        return None
+    text = F.trim(column)
+    if kind == "phone":
+        text = F.regexp_replace(text, r"[\s().-]", "")
+    return text.rlike(WELL_FORMED[kind])
+
+
 def hmac_sha256(column: Column, key: bytes) -> Column:
-    """HMAC-SHA256 of a string column as 64 hex characters (NULL stays NULL)."""
-    if len(key) > BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(BLOCK, b"\0")
-    inner_pad = bytes(b ^ 0x36 for b in key)
-    outer_pad = bytes(b ^ 0x5C for b in key)
-    inner = F.unhex(F.sha2(F.concat(F.lit(inner_pad), F.encode(column, "UTF-8")), 256))
-    return F.sha2(F.concat(F.lit(outer_pad), inner), 256)
+    """HMAC-SHA256 of a string column as 64 hex characters (NULL stays NULL), computed by a
+    vectorised Python UDF: the key reaches the tasks as a ``TaskSecret`` (a broadcast variable),
+    never as a literal in the Spark plan, a pickled task or a log line."""
+    secret = TaskSecret(key)
+
+    @pandas_udf(StringType())
+    def keyed_hash(values: pd.Series) -> pd.Series:
+        k = secret.get()
+        return values.map(lambda v: None if v is None else reference_hmac(v, k))
+
+    return keyed_hash(column)
 
 
 def reference_hmac(value: str, key: bytes) -> str:
-    """The same HMAC computed in Python (for tests and for looking up a known value)."""
+    """The masked token of one normalised value (what the UDF computes; tests and lookups of a known value)."""
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 

@@ -57,7 +57,8 @@ def _order_items(df: DataFrame) -> DataFrame:
 
 def conform(df: DataFrame, spec: TableSpec, settings: LakehouseSettings) -> DataFrame:
     """Generic rules: source-local timestamps → UTC instants, text trimmed (empty → NULL),
-    enumerations to their canonical vocabulary, PII replaced by its keyed hash.
+    enumerations to their canonical vocabulary, PII replaced by its keyed hash (an email or phone
+    first checked: ``<column>_is_valid``, whether it was well formed).
 
     Unknown enumeration values become NULL here and are caught by the quarantine rules
     (which compare with the raw value kept in ``_raw``).
@@ -76,6 +77,9 @@ def conform(df: DataFrame, spec: TableSpec, settings: LakehouseSettings) -> Data
             if name in enums:
                 df = df.withColumn(name, canonical(F.col(name), enums[name]))
             if name in spec.pii:
+                checked = pii.well_formed(F.col(name), spec.pii[name])
+                if checked is not None:
+                    df = df.withColumn(f"{name}{pii.VALIDITY_SUFFIX}", checked)
                 df = df.withColumn(name, pii.mask(F.col(name), spec.pii[name], key))
     return df
 
@@ -193,10 +197,16 @@ def table_lineage(spark: SparkSession, spec: TableSpec) -> tuple[list, list]:
     each column) and its quarantine table written."""
     bronze, silver = identifier("bronze", spec.name), identifier("silver", spec.name)
     source = iceberg.java_table(spark, bronze).location()
-    sources = {column: [lineage.ColumnSource(source, "_batch_id" if column == "_source_batch_id" else column,
-                                             "keyed hash (PII masking)" if column in spec.pii else "typed, standardised",
-                                             masked=column in spec.pii)]
-               for column in spark.table(silver).columns if column not in SILVER_META[1:]}
+    def column_source(column: str) -> lineage.ColumnSource:
+        checked = column.removesuffix(pii.VALIDITY_SUFFIX)
+        if checked != column and checked in spec.pii:
+            return lineage.ColumnSource(source, checked, "well-formed check (before PII masking)")
+        return lineage.ColumnSource(source, "_batch_id" if column == "_source_batch_id" else column,
+                                    "keyed hash (PII masking)" if column in spec.pii else "typed, standardised",
+                                    masked=column in spec.pii)
+
+    sources = {column: [column_source(column)] for column in spark.table(silver).columns
+               if column not in SILVER_META[1:]}
     return lineage.table_step(spark, [bronze, silver], [silver, identifier("quarantine", f"silver_{spec.name}")],
                               {silver: lineage.ColumnLineage(sources)})
 
