@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
-from airflow.sdk import DAG, Asset, AssetAlias, Connection
+from airflow.sdk import DAG, Asset, AssetAlias, Connection, Param
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
@@ -115,7 +115,8 @@ class LakehouseCommand(BashOperator):
 
 
 STEPS = [
-    ("bronze_extract", f"bronze extract --tables {TABLES} {INTERVAL}"),
+    ("bronze_extract", f"bronze extract --tables {TABLES} {INTERVAL} "
+                       "--confirm-mass-deletes '{{ params.confirm_mass_deletes | join(\",\") }}'"),
     ("bronze_gate", f"gate bronze --tables {TABLES} {INTERVAL}"),
     ("silver_transform", f"silver transform --tables {TABLES} {INTERVAL}"),
     ("silver_gate", f"gate silver --tables {TABLES} {INTERVAL}"),
@@ -134,6 +135,10 @@ with DAG(
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
     tags=["lakehouse"],
+    # a run triggered with {"confirm_mass_deletes": ["cart"]} lets the deletes of a table through
+    # that bronze held back (more than LAKEHOUSE_EXTRACT__MAX_DELETE_SHARE of its keys)
+    params={"confirm_mass_deletes": Param([], type="array", items={"type": "string"},
+                                          description="tables whose held mass delete goes ahead")},
 ) as dag:
     previous = None
     for task_id, command in STEPS:

@@ -15,10 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from lakehouse_bronze.cursors import WatermarkError
-from lakehouse_bronze.extract import extract_table, latest_versions
+from lakehouse_bronze.extract import MassDeleteError, extract_table, extract_tables, latest_versions
 from lakehouse_bronze.source import source_state
 from lakehouse_core import iceberg, postgres
 from lakehouse_core.batch import DataInterval
+from lakehouse_core.errors import ConfigurationError
 from lakehouse_core.registry import TableSpec, identifier
 from lakehouse_core.schema import SchemaDriftError
 
@@ -75,11 +76,12 @@ class Case:
         end = (START + timedelta(days=day + 1)).isoformat() + "+07:00"
         return DataInterval.parse(start, end)
 
-    def extract(self, publish: bool = True, same_batch: bool = False):
+    def extract(self, publish: bool = True, same_batch: bool = False, confirm_deletes: bool = False):
         if not same_batch:
             self.day += 1
         interval = self.interval()
-        result = extract_table(self.spark, self.settings, self.spec, interval, source_state(self.settings))
+        result = extract_table(self.spark, self.settings, self.spec, interval, source_state(self.settings),
+                               confirm_deletes=confirm_deletes)
         if publish and not result.skipped:
             iceberg.publish(self.spark, self.ident, iceberg.audit_branch(interval.batch_id))
         return result
@@ -176,6 +178,34 @@ def test_hard_deletes_are_recorded_by_key_reconciliation(spark, source):
         case.sql(f"INSERT INTO {case.name} (id, v) VALUES (2, 'back')")  # a key deleted then re-inserted
         case.extract()
         assert case.current_from_bronze() == case.current_in_source()
+
+
+def test_a_mass_delete_is_held_until_confirmed(spark, source):
+    """Deleting 25 of 60 keys (under ``extract.max_delete_share``) goes through; the table then
+    emptied at the source is held: nothing staged, the error names the table, the counts and
+    how to confirm; confirmed, the deletes land."""
+    case = Case(spark, source, "xmin", load_mode="full")
+    case.sql(f"INSERT INTO {case.name} (v) SELECT 'r' || g FROM generate_series(1, 60) g")
+    case.extract()
+    case.sql(f"DELETE FROM {case.name} WHERE id <= 25")
+    assert case.extract().deletes == 25
+    case.sql(f"DELETE FROM {case.name}")
+    before = case.bronze_rows()
+    with pytest.raises(MassDeleteError, match=rf"^bronze\.{case.name}: batch \S+ would delete 35 of the 35 keys "
+                       rf"bronze holds \(100%.*--confirm-mass-deletes {case.name}"):
+        case.extract()
+    branch = iceberg.audit_branch(case.interval().batch_id)
+    assert case.bronze_rows() == before
+    assert not iceberg.branch_exists(spark, case.ident, branch) or iceberg.read_ref(spark, case.ident, branch).count() == len(before)
+    assert case.extract(same_batch=True, confirm_deletes=True).deletes == 35
+    assert case.current_from_bronze() == case.current_in_source() == {}
+
+
+def test_confirming_the_deletes_of_a_table_outside_the_run_is_an_error(source):
+    spec = TableSpec(name="orders", kind="mutable", primary_key=("id",), load_mode="full")
+    with pytest.raises(ConfigurationError, match="--confirm-mass-deletes names cart, not among the tables of this run"):
+        extract_tables(None, source, [spec], DataInterval.parse("2023-01-04T00:00:00+07:00", "2023-01-05T00:00:00+07:00"),
+                       None, confirmed_deletes=["cart"])
 
 
 def test_rerunning_a_batch_replaces_it(spark, source):

@@ -27,7 +27,8 @@ def _extract(args: argparse.Namespace) -> int:
         progress.done(f"bronze.{result.table}", outcome, result.seconds, rows=result.rows_written,
                       deletes=result.deletes, deferred=deferred.rows, staged=not result.skipped)
 
-    extract_tables(job.spark, job.settings, job.tables, job.interval, state, on_done=done)
+    extract_tables(job.spark, job.settings, job.tables, job.interval, state, on_done=done,
+                   confirmed_deletes=args.confirm_mass_deletes)
     progress.summary()
     return 0
 
@@ -37,4 +38,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bronze = subparsers.add_parser("bronze", help="bronze layer").add_subparsers(dest="bronze_command", required=True)
     extract = bronze.add_parser("extract", help="extract source tables into bronze audit branches")
     add_batch_arguments(extract)
+    extract.add_argument("--confirm-mass-deletes", default=[], metavar="TABLE[,TABLE...]",
+                         type=lambda names: [n.strip() for n in names.split(",") if n.strip()],
+                         help="let these tables' deletes through although they exceed LAKEHOUSE_EXTRACT__MAX_DELETE_SHARE")
     extract.set_defaults(func=_extract)

@@ -8,7 +8,10 @@ Per table, driven by the registry (see ``cursors`` for what each cursor kind rea
   re-reads (lookback overlap, full reloads) never inflate bronze.
 * Hard deletes: ``full`` tables, and incremental tables with ``reconcile_deletes``,
   compare the source's primary keys with the live keys in bronze and record the
-  missing ones as ``_op = 'delete'`` rows.
+  missing ones as ``_op = 'delete'`` rows. A batch deleting more than
+  ``extract.max_delete_share`` of a table's keys (a table emptied at the source, a lost
+  connection to half of it) is held: ``MassDeleteError``, nothing staged for the table, until
+  the deletes are confirmed for it.
 * Schema drift is checked before anything is written (``drift``).
 
 * A table's first load with the COPY reader has nothing to compare with: it lands as
@@ -27,7 +30,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from importlib.metadata import version
-from typing import Callable
+from typing import Callable, Collection
 
 from psycopg2.pool import ThreadedConnectionPool
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -35,6 +38,7 @@ from pyspark.sql import functions as F
 
 from lakehouse_core import iceberg, lineage, postgres
 from lakehouse_core.batch import DataInterval
+from lakehouse_core.errors import ConfigurationError, DataError
 from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.registry import LoadMode, TableSpec, identifier
 from lakehouse_core.schema import check_evolution
@@ -194,8 +198,30 @@ def plan_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec
     return TablePlan(spec, ident, interval.batch_id, start, read, query, deferred)
 
 
-def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: TablePlan) -> ExtractResult:
-    """Extract one table through a Spark plan: compare with bronze, reconcile deletes, append."""
+class MassDeleteError(DataError):
+    """A batch would delete more of a table's keys than ``extract.max_delete_share``; held until confirmed."""
+
+
+def _hold_mass_delete(spark: SparkSession, settings: LakehouseSettings, plan: TablePlan, deletes: int) -> None:
+    """Raise MassDeleteError when the batch deletes more than ``extract.max_delete_share`` of the
+    keys bronze holds for the table (and at least ``extract.mass_delete_min_keys``)."""
+    bounds = settings.extract
+    if deletes < bounds.mass_delete_min_keys:
+        return
+    held = latest_versions(spark.read.table(plan.ident), plan.spec.primary_key).where("_op <> 'delete'").count()
+    if deletes > bounds.max_delete_share * held:
+        raise MassDeleteError(
+            f"bronze.{plan.spec.name}: batch {plan.batch_id} would delete {deletes} of the {held} keys bronze holds "
+            f"({deletes / held:.0%}, more than LAKEHOUSE_EXTRACT__MAX_DELETE_SHARE={bounds.max_delete_share:g}); "
+            f"nothing was staged for the table. If the source really lost them, confirm: lakehouse bronze extract "
+            f"--confirm-mass-deletes {plan.spec.name} (Airflow: trigger the run with "
+            f'{{"confirm_mass_deletes": ["{plan.spec.name}"]}})')
+
+
+def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: TablePlan,
+                       confirmed_deletes: Collection[str]) -> ExtractResult:
+    """Extract one table through a Spark plan: compare with bronze, reconcile deletes (a mass
+    delete held unless the table is in ``confirmed_deletes``), append."""
     spec, ident, batch_id = plan.spec, plan.ident, plan.batch_id
     # one source read: the comparison with bronze, the write and the count of rows read
     extracted = with_metadata(read_source(spark, settings, spec, plan.query), batch_id).localCheckpoint()
@@ -224,6 +250,8 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
     watermark = plan.watermark(seen)
 
     by_op = {r["_op"]: r["count"] for r in new_rows.groupBy("_op").count().collect()}
+    if plan.spec.name not in confirmed_deletes:
+        _hold_mass_delete(spark, settings, plan, by_op.get("delete", 0))
     iceberg.stage(spark, ident, batch_id, lambda branch: new_rows.writeTo(branch).option("mergeSchema", "true").append(),
                   PACKAGE, plan.state_properties(watermark, extracted.count(), sum(by_op.values())))
     return plan.result(by_op.get("upsert", 0), by_op.get("delete", 0), watermark, tuple(new_columns))
@@ -271,16 +299,23 @@ def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: l
 
 def extract_tables(spark: SparkSession, settings: LakehouseSettings, specs: list[TableSpec],
                    interval: DataInterval, state: source.SourceState,
-                   on_done: Callable[[ExtractResult], None] | None = None) -> list[ExtractResult]:
+                   on_done: Callable[[ExtractResult], None] | None = None,
+                   confirmed_deletes: Collection[str] = ()) -> list[ExtractResult]:
     """Extract ``specs`` into their audit branches (see module docstring); results in ``specs`` order,
     each also handed to ``on_done`` as soon as it is staged (first loads: once all have landed).
+    ``confirmed_deletes``: tables whose mass delete (``extract.max_delete_share``) goes ahead.
 
     Raises BatchOrderError when a newer batch is already published, SchemaDriftError
     on an incompatible source type change, WatermarkError when the watermark would
     move backwards, SourceSchemaError when the registry names a missing column,
     UnsupportedSourceType when the COPY reader meets a type it does not map, SourceValueError when
-    a source value does not fit its column's type (naming table, column and value).
+    a source value does not fit its column's type (naming table, column and value), MassDeleteError
+    for a mass delete not confirmed, ConfigurationError when ``confirmed_deletes`` names a table
+    not among ``specs``.
     """
+    unknown = sorted(set(confirmed_deletes) - {spec.name for spec in specs})
+    if unknown:
+        raise ConfigurationError(f"--confirm-mass-deletes names {', '.join(unknown)}, not among the tables of this run")
     with source.connection_pool(settings, max(1, min(DRIVER_THREADS, len(specs)))) as connections:
         with ThreadPoolExecutor(DRIVER_THREADS) as threads:  # catalog and source round trips
             plans = list(threads.map(lambda spec: plan_table(spark, settings, spec, interval, state, connections), specs))
@@ -300,7 +335,7 @@ def extract_tables(spark: SparkSession, settings: LakehouseSettings, specs: list
     def extract(plan: TablePlan) -> ExtractResult:
         began = time.perf_counter()
         with task_errors():
-            result = _extract_dataframe(spark, settings, plan)
+            result = _extract_dataframe(spark, settings, plan, confirmed_deletes)
         result = replace(result, seconds=round(time.perf_counter() - began, 3))
         report(result)
         return result
@@ -313,6 +348,7 @@ def extract_tables(spark: SparkSession, settings: LakehouseSettings, specs: list
 
 
 def extract_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec,
-                  interval: DataInterval, state: source.SourceState) -> ExtractResult:
+                  interval: DataInterval, state: source.SourceState, confirm_deletes: bool = False) -> ExtractResult:
     """Extract one table (``extract_tables`` for one table; raises the same errors)."""
-    return extract_tables(spark, settings, [spec], interval, state)[0]
+    return extract_tables(spark, settings, [spec], interval, state,
+                          confirmed_deletes=[spec.name] if confirm_deletes else ())[0]

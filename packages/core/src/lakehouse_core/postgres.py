@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import psycopg2
 import psycopg2.extensions
+from psycopg2 import sql
 
 from lakehouse_core.errors import InfrastructureError
 from lakehouse_core.settings import LakehouseSettings, PostgresSettings
@@ -171,7 +172,7 @@ def _ensure_database(port: int, dbname: str) -> None:
         with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
             if cur.fetchone() is None:
-                cur.execute(f'CREATE DATABASE "{dbname}"')
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))  # any name, quoted
     finally:
         conn.close()
 

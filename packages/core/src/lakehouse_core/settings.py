@@ -110,6 +110,11 @@ class ExtractSettings(SettingsGroup):
     # "copy": key-range COPY streams parsed to Arrow in Spark tasks (first loads land as files
     # written by the tasks); "jdbc": Spark's JDBC reader, for source types COPY does not map
     reader: Literal["jdbc", "copy"] = "copy"
+    # a batch deleting more than this share of the keys bronze holds for a table (and at least
+    # mass_delete_min_keys keys) is held: nothing is staged for the table until the deletes are
+    # confirmed (`lakehouse bronze extract --confirm-mass-deletes TABLE`), e.g. a table emptied at the source
+    max_delete_share: float = Field(0.5, gt=0, le=1)
+    mass_delete_min_keys: int = Field(20, ge=1)
 
 
 class MaintenanceSettings(SettingsGroup):

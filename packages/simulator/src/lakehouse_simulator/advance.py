@@ -241,7 +241,7 @@ class _Day:
             FROM discount ORDER BY id""", p)
 
         open_statuses = [str(s) for i, s in enumerate(STATUS_NAMES) if not TERMINAL[i]]
-        self.open = fetch(cur, f"""
+        self.open = fetch(cur, """
             SELECT o.id, o.status, o.customer_id, coalesce(o.total_price, 0)::bigint AS total,
                    coalesce(p.payment_method, '') AS pay_method, coalesce(p.payment_status, '') AS pay_status,
                    o.payment_id, o.shipping_id, coalesce(s.shipping_status, '') AS ship_status,
@@ -940,7 +940,7 @@ class _Day:
     # .................................................................. wishlist
     def wishlist_today(self) -> None:
         rng, ref, cust, w = self.rng["wishlist"], self.ref, self.customers, self.wishlist
-        o, h, ln = self.o, self.o.head, self.o.lines
+        h, ln = self.o.head, self.o.lines
         keys = w["customer_id"] * KEY + w["product_id"]
         bought = self.customers.ids[h["customer"][ln["line_order"][self.sold]]] * KEY + \
             ref.product_ids[ln["line_product"][self.sold]]
@@ -1088,7 +1088,7 @@ class _Day:
 
     # .................................................................. inventory
     def inventory_frames(self) -> None:
-        o, h, ln, st = self.o, self.o.head, self.o.lines, self.stock
+        h, ln, st = self.o.head, self.o.lines, self.stock
         f, fin, op = self.flow, self.new_final, self.open
         n_old = len(op["id"])
         sold = self.sold
