@@ -39,6 +39,7 @@ from pyspark.sql import functions as F
 from lakehouse_core import iceberg, lineage, postgres
 from lakehouse_core.batch import DataInterval
 from lakehouse_core.errors import ConfigurationError, DataError
+from lakehouse_core.faults import crash_point
 from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.registry import LoadMode, TableSpec, identifier
 from lakehouse_core.schema import check_evolution
@@ -289,6 +290,7 @@ def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: l
         reported.inputs = [lineage.postgres_table(source_db, plan.spec.name) for plan in plans]
         jobs = list(threads.map(job, plans))
         landed = landing.land(spark, settings, jobs)
+        crash_point("landing.files_written")
         results = list(threads.map(commit, plans, jobs, landed))
         reported.outputs = [
             lineage.iceberg_table(job.location, [(f.name, f.dataType.simpleString()) for f in job.table_schema().fields],

@@ -19,7 +19,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lakehouse_core import postgres
+from lakehouse_core import faults, postgres
 from lakehouse_core.batch import DataInterval
 from lakehouse_core.errors import ConfigurationError, LakehouseError
 from lakehouse_core.progress import Progress
@@ -59,6 +59,7 @@ def start_layer_job(args: argparse.Namespace, layer: str, spark_lineage: bool = 
     from lakehouse_core.spark import ParentRun, get_spark
 
     settings = get_settings()
+    faults.arm(settings.crash_at)
     registry = Registry.load(settings)
     names = getattr(args, "tables", None)
     tables = [registry.get(n.strip()) for n in names.split(",")] if names else registry.in_dependency_order()

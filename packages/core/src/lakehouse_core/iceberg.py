@@ -22,6 +22,7 @@ from pyspark.sql import types as T
 
 from lakehouse_core.batch import check_not_older
 from lakehouse_core.errors import BatchError, UpstreamNotPublishedError
+from lakehouse_core.faults import crash_point
 from lakehouse_core.settings import CATALOG_NAME
 from lakehouse_core.spark import catalog_uri_for_cloned_sessions
 
@@ -408,11 +409,15 @@ def stage(spark: SparkSession, ident: str, batch_id: str, write: Callable[[str],
     """
     branch = audit_branch(batch_id)
     start_audit_branch(spark, ident, branch)
+    crash_point("stage.branch_started")
     write(f"{ident}.branch_{branch}")
+    crash_point("stage.written")
     if callable(properties):
         properties = properties()
     state = {f"{PROPERTY_PREFIX}batch_id": batch_id, f"{PROPERTY_PREFIX}package_version": version(package)}
-    return commit_properties(spark, ident, branch, state | (properties or {}))
+    head = commit_properties(spark, ident, branch, state | (properties or {}))
+    crash_point("stage.committed")
+    return head
 
 
 def drop_branch(spark: SparkSession, ident: str, branch: str) -> None:

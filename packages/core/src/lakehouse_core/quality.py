@@ -51,6 +51,7 @@ from pyspark.sql import types as T
 
 from lakehouse_core import data_docs, iceberg, lineage
 from lakehouse_core.errors import ConfigurationError, LakehouseError, UpstreamNotPublishedError
+from lakehouse_core.faults import crash_point
 from lakehouse_core.progress import Progress
 from lakehouse_core.registry import Registry, RegistryError, TableSpec, identifier
 from lakehouse_core.settings import LakehouseSettings
@@ -851,8 +852,10 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
         report.tables.append(TableReport(f"{layer}.{BATCH_SUITE}", len(batch_reports),
                                          all(o.success for o in outcomes), outcomes))
     if report.success:
+        crash_point("gate.validated")
         for namespace, table in staged:
             iceberg.publish(spark, identifier(namespace, table), branch)
+            crash_point("gate.published_some")
             report.published.append(f"{namespace}.{table}")
             reported.outputs.append(lineage.published_table(locations[namespace, table]))
     else:

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lakehouse_core.errors import ConfigurationError
+from lakehouse_core.faults import CrashPoint
 
 if TYPE_CHECKING:
     from lakehouse_core.batch import DataInterval
@@ -195,6 +196,8 @@ class LakehouseSettings(BaseSettings):
     runtime_bin: Path | None = None
     # key of the PII masking HMAC (required outside the local profile)
     pii_secret: SecretStr | None = None
+    # fault-injection tests only: kill -9 the job at this named point (lakehouse_core.faults)
+    crash_at: CrashPoint | None = None
     source_zone: str = "Asia/Ho_Chi_Minh"
     business_zone: str = "Asia/Ho_Chi_Minh"
     source: SourceDatabase = SourceDatabase()
