@@ -10,6 +10,7 @@ Expected failures (``lakehouse_core.errors.LakehouseError``) are printed as one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import shutil
 import sys
@@ -21,7 +22,8 @@ from typing import TYPE_CHECKING
 
 from lakehouse_core import faults, postgres
 from lakehouse_core.batch import DataInterval
-from lakehouse_core.errors import ConfigurationError, LakehouseError
+from lakehouse_core.errors import EXIT_RETRYABLE, ConfigurationError, LakehouseError
+from lakehouse_core.locks import WRITTEN_LAYERS, layer_leases
 from lakehouse_core.progress import Progress
 from lakehouse_core.registry import Registry, TableSpec
 from lakehouse_core.settings import LakehouseSettings, get_settings
@@ -50,16 +52,29 @@ class LayerJob:
     spark: "SparkSession"
 
 
+#: the layer leases (``lakehouse_core.locks``) the running command holds; ``main`` releases them
+_leases = contextlib.ExitStack()
+
+
+def hold_leases(settings: LakehouseSettings, layers: list[str], job: str) -> None:
+    """Take the leases of ``layers`` until the command returns. Raises ConcurrentRunError when
+    another job holds one."""
+    _leases.enter_context(layer_leases(settings, layers, job))
+
+
 def start_layer_job(args: argparse.Namespace, layer: str, spark_lineage: bool = True) -> LayerJob:
-    """Build the job context from parsed arguments; starts the process's single SparkSession
+    """Build the job context from parsed arguments: takes the lease of the layer it writes
+    (``layer``, or the layer of a ``<layer>_gate``), then starts the process's single SparkSession
     (without the OpenLineage Spark listener when not ``spark_lineage``).
 
-    Raises RegistryError for an unknown table and ConfigurationError for a malformed interval.
+    Raises ConcurrentRunError when another job writes the layer, RegistryError for an unknown
+    table and ConfigurationError for a malformed interval.
     """
     from lakehouse_core.spark import ParentRun, get_spark
 
     settings = get_settings()
     faults.arm(settings.crash_at)
+    hold_leases(settings, [layer.removesuffix("_gate")], f"{layer} job")
     registry = Registry.load(settings)
     names = getattr(args, "tables", None)
     tables = [registry.get(n.strip()) for n in names.split(",")] if names else registry.in_dependency_order()
@@ -162,6 +177,7 @@ def _maintain(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigurationError(f"maintain --layers: unknown layer {unknown[0]!r} (layers: {', '.join(LAYERS)})")
     settings = get_settings()
+    hold_leases(settings, list(WRITTEN_LAYERS), "maintenance")  # quarantine tables are silver's
     results = maintain(utility_spark("lakehouse_maintenance"), settings, layers)
     print(f"{'table':<36} {'snapshots':>15} {'data files':>15} {'expired files':>13} {'orphans':>8} {'seconds':>8}")
     for r in results:
@@ -238,6 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     except LakehouseError as exc:
         print(f"lakehouse: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:
+        reason = postgres.lost_connection(exc)  # a database restarted or unreachable mid-run: a retry may succeed
+        if reason is None:
+            raise
+        print(f"lakehouse: error: a database connection failed ({reason}); run again", file=sys.stderr)
+        return EXIT_RETRYABLE
+    finally:
+        _leases.close()
 
 
 if __name__ == "__main__":

@@ -318,6 +318,21 @@ def published_snapshots(spark: SparkSession, ident: str, until: int, after: str 
     return history[::-1]
 
 
+def published_head(spark: SparkSession, ident: str, batch_id: str) -> int | None:
+    """The newest snapshot of ``main`` holding no batch newer than ``batch_id``: what a consumer of
+    ``batch_id`` reads, however many batches were published since (a read pinned there sees none
+    of them). ``main``'s head when no newer batch is published; None when no batch up to
+    ``batch_id`` is. The walk back stops at the first batch not newer than ``batch_id``."""
+    newest = summary(spark, ident).get(f"{PROPERTY_PREFIX}batch_id")
+    if newest is None or newest <= batch_id:
+        return snapshot_id(spark, ident)
+    for snap in _ancestors(java_table(spark, ident)):
+        batch = snap.summary().get(f"{PROPERTY_PREFIX}batch_id")
+        if batch is not None and str(batch) <= batch_id:
+            return int(snap.snapshotId())
+    return None
+
+
 def _ancestors(table: Any) -> Iterator[Any]:
     """The snapshots of ``main``, head first."""
     snap = table.currentSnapshot()

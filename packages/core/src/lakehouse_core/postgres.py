@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -137,11 +138,35 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(f"embedded PostgreSQL did not start (port {port}):\n{tail}")
         return port
 
+    def restart(self) -> None:
+        """Restart the running server on its port (what a database failover is to the clients:
+        every open connection dropped). Raises EmbeddedPostgresError when it does not come back."""
+        proc = subprocess.run(_as_service_user([_pg_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
+                                                "-m", "fast", "-w", "-t", "60", "restart"]), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise EmbeddedPostgresError(f"embedded PostgreSQL did not restart:\n{proc.stderr[-2000:]}")
+
     def stop(self) -> None:
         if not (self.data_dir / "postmaster.pid").exists():
             return
         subprocess.run(_as_service_user([_pg_bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"]),
                        capture_output=True, text=True)
+
+
+#: a lost or refused database connection, as psycopg2 (in the driver, or in a Spark task's
+#: traceback text) or the JVM's PostgreSQL driver (the Iceberg catalog) reports it
+_CONNECTION_LOST = re.compile(
+    r"(?:psycopg2\.OperationalError|org\.postgresql\.util\.PSQLException):? *\n?\s*(?P<reason>[^\n]*"
+    r"(?:I/O error|connection|terminat|refused|could not connect)[^\n]*)", re.IGNORECASE)
+
+
+def lost_connection(exc: BaseException) -> str | None:
+    """What ended a database connection under ``exc`` (a server restarted or unreachable: a rerun
+    may succeed), or None when ``exc`` is something else."""
+    if isinstance(exc, psycopg2.OperationalError):
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    found = _CONNECTION_LOST.search(str(exc))
+    return found.group("reason").strip() if found else None
 
 
 #: (cluster folder, port, database) already started and created by this process.

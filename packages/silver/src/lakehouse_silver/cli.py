@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lakehouse_core.cli import add_batch_arguments, start_layer_job, utility_spark
+from lakehouse_core.cli import add_batch_arguments, hold_leases, start_layer_job, utility_spark
 from lakehouse_core.progress import Progress
 from lakehouse_core.registry import Registry
 from lakehouse_core.settings import get_settings
@@ -45,7 +45,9 @@ def _quarantine(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from lakehouse_silver.quarantine import request_replay
 
-    spec = Registry.load(get_settings()).get(args.table)
+    settings = get_settings()
+    spec = Registry.load(settings).get(args.table)
+    hold_leases(settings, ["silver"], "quarantine replay")
     count = request_replay(utility_spark("lakehouse-quarantine"), spec)
     print(f"quarantine.silver_{spec.name}: {count:,} open row{'' if count == 1 else 's'} will be retried by the next "
           "silver batch")

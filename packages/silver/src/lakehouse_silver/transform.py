@@ -98,11 +98,15 @@ def latest_per_key(df: DataFrame, spec: TableSpec) -> DataFrame:
     return df.withColumn("_rn", F.row_number().over(window)).where("_rn = 1").drop("_rn")
 
 
-def read_new_bronze(spark: SparkSession, bronze: str, since: int | None) -> tuple[DataFrame, int | None]:
-    """Bronze rows appended after snapshot ``since`` up to ``main``'s head, and that head's id."""
-    head = iceberg.snapshot_id(spark, bronze)
-    if since is None:
+def read_new_bronze(spark: SparkSession, bronze: str, since: int | None, batch_id: str) -> tuple[DataFrame, int | None]:
+    """Bronze rows appended after snapshot ``since`` up to the snapshot that published ``batch_id``
+    (not ``main``'s head: a newer bronze batch published meanwhile is the next silver batch's),
+    and that snapshot's id."""
+    head = iceberg.published_head(spark, bronze, batch_id)
+    if head is None:  # a table without a snapshot: nothing to read
         return spark.read.table(bronze), head
+    if since is None:
+        return spark.read.format("iceberg").option("snapshot-id", str(head)).load(bronze), head
     if head == since:
         return spark.read.table(bronze).limit(0), head
     return (spark.read.format("iceberg").option("start-snapshot-id", str(since))
@@ -251,7 +255,7 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
     iceberg.require_published(spark, bronze, batch_id, f"silver.{spec.name}")
     exists, since = start.exists, start.state("upstream_snapshot")
 
-    new_bronze, head = read_new_bronze(spark, bronze, since)
+    new_bronze, head = read_new_bronze(spark, bronze, since, batch_id)
     replay = quarantine.pending_replay(spark, spec)
     candidates, opened = with_retries(spark, spec, new_bronze, replay is not None)
     latest, rejected = changes_from_bronze(spark, settings, spec, candidates, branch)

@@ -1,0 +1,56 @@
+"""One writer per layer at a time: a PostgreSQL advisory lock on the catalog database.
+
+Two runs writing the same layer at once would stage on the same audit branch (each restarting
+it at ``main``), and a gate could publish what another run staged after it validated. So every
+job that writes a layer (its extract, transform or build, its gate, a quarantine replay) and
+maintenance (every layer) holds the layer's lease for its whole run; a second job finds the
+lease taken and stops at once with ``ConcurrentRunError`` (retryable: exit 75, Airflow retries
+it with backoff). Jobs of different layers run side by side (silver reads bronze as the batch
+it transforms published it, ``iceberg.published_head``).
+
+The lease is a session-level advisory lock: it goes with the job's database connection, so a
+job killed with SIGKILL releases it as the server sees the connection close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterable, Iterator
+
+from lakehouse_core import postgres
+from lakehouse_core.errors import LakehouseError
+from lakehouse_core.settings import LakehouseSettings
+
+WRITTEN_LAYERS = ("bronze", "silver", "gold")
+
+
+class ConcurrentRunError(LakehouseError):
+    """Another job holds the lease of a layer this job writes; a retry after it finishes succeeds."""
+
+    retryable = True
+
+
+@contextlib.contextmanager
+def layer_leases(settings: LakehouseSettings, layers: Iterable[str], job: str) -> Iterator[None]:
+    """Hold the leases of ``layers`` (see the module) while the block runs.
+
+    Raises ConcurrentRunError naming the layer when another job holds one (none is kept then),
+    ValueError for a layer that is not one of ``WRITTEN_LAYERS``.
+    """
+    layers = sorted(set(layers))  # one order for every job: two jobs never wait on each other
+    unknown = set(layers) - set(WRITTEN_LAYERS)
+    if unknown:
+        raise ValueError(f"no lease for layer(s) {', '.join(sorted(unknown))}; known: {', '.join(WRITTEN_LAYERS)}")
+    conn = postgres.connect(settings.catalog, settings)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            for layer in layers:
+                cur.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (f"lakehouse.{layer}",))
+                if not cur.fetchone()[0]:
+                    raise ConcurrentRunError(
+                        f"{job}: another job is writing the {layer} layer (its lease on the catalog database "
+                        f"is held); nothing was written; run again once it has finished")
+        yield
+    finally:
+        conn.close()  # releases every lease the session holds
