@@ -6,6 +6,7 @@ mounts, the runtime commands the services run, valid lakehouse settings."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shlex
@@ -80,7 +81,7 @@ def test_no_secret_is_written_in_the_compose_file_or_an_image():
     sensitive = re.compile(r"PASSWORD|SECRET|FERNET|JWT")
     for block in blocks:
         for key, value in block.items():
-            if key != "<<" and sensitive.search(key):
+            if key != "<<" and sensitive.search(key) and not key.endswith("_FILE"):  # a path, not a secret
                 assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", str(value)), f"{key}: {value}"
     for dockerfile in (REPO / "orchestration" / "compose").glob("Dockerfile.*"):
         text = dockerfile.read_text()
@@ -203,3 +204,28 @@ def test_make_compose_up_builds_the_wheels_first_and_needs_an_env_file():
     target = re.search(r"^compose-up: (.*?)##.*?\n((?:\t.*\n)+)", makefile, re.M)
     assert target and "wheels" in target.group(1).split()
     assert "test -f .env" in target.group(2) and "docker compose up -d --build" in target.group(2)
+
+
+def test_the_airflow_ui_asks_for_a_login_with_the_password_from_env(resolved, tmp_path):
+    """Every Airflow service uses the simple auth manager with authentication on (no "everyone is
+    admin"); the api-server writes the `admin` password from .env to the passwords file before it
+    starts (its start command run here with `airflow` replaced by `echo`)."""
+    services = resolved["services"]
+    for name in AIRFLOW:
+        env = services[name]["environment"]
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("simple_auth_manager.SimpleAuthManager"), name
+        assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False", name
+        assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin", name
+    api = services["airflow-api-server"]
+    password = api["environment"]["AIRFLOW_ADMIN_PASSWORD"]
+    assert password == _filled_env()["AIRFLOW_ADMIN_PASSWORD"]
+    bash, flag, script = _commands(resolved)["airflow-api-server"]
+    assert (bash, flag) == ("bash", "-c") and script.endswith("exec airflow api-server")
+    passwords = tmp_path / "passwords.json"
+    script = script.replace("$$", "$")  # compose's escape: the container's shell sees one $
+    run = subprocess.run([bash, flag, script.replace("exec airflow", "exec echo")], capture_output=True, text=True,
+                         env={"PATH": os.environ["PATH"], "AIRFLOW_ADMIN_PASSWORD": password,
+                              "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords)})
+    assert run.returncode == 0 and run.stdout.strip() == "api-server", run.stderr
+    assert json.loads(passwords.read_text()) == {"admin": password}
+    assert passwords.stat().st_mode & 0o077 == 0

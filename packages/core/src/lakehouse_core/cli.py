@@ -4,7 +4,9 @@
 
 Expected failures (``lakehouse_core.errors.LakehouseError``) are printed as one line
 ``lakehouse: error: ...`` with the exit code the error chooses (3: do not retry,
-75: a retry may succeed); anything else keeps its traceback.
+75: a retry may succeed), and so is a lost database connection (75); anything else keeps its
+traceback. A command that writes a layer holds the layer's lease (``lakehouse_core.locks``)
+until it returns.
 """
 
 from __future__ import annotations

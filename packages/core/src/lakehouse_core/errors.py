@@ -10,8 +10,10 @@ traceback, and exits with:
 * ``EXIT_RETRYABLE`` (75, ``EX_TEMPFAIL``) for infrastructure failures (a server that did
   not start, an artifact that could not be downloaded), which a retry may cure.
 
-Anything else (a JVM crash, a lost catalog connection) is unexpected: it keeps its
-traceback and exits 1, and is retried like any infrastructure failure.
+A lost or refused database connection (a source or catalog restarted under the job) is
+reported as one line with ``EXIT_RETRYABLE`` too (``postgres.lost_connection``). Anything else
+(a JVM crash) is unexpected: it keeps its traceback and exits 1, and is retried like any
+infrastructure failure.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Two runs writing the same layer at once would stage on the same audit branch (each restarting
 it at ``main``), and a gate could publish what another run staged after it validated. So every
-job that writes a layer (its extract, transform or build, its gate, a quarantine replay) and
-maintenance (every layer) holds the layer's lease for its whole run; a second job finds the
+``lakehouse`` command that writes a layer (its extract, transform or build, its gate, a
+quarantine replay) and maintenance (every layer) holds the layer's lease for its whole run
+(library callers take ``layer_leases`` themselves); a second job finds the
 lease taken and stops at once with ``ConcurrentRunError`` (retryable: exit 75, Airflow retries
 it with backoff). Jobs of different layers run side by side (silver reads bronze as the batch
 it transforms published it, ``iceberg.published_head``).
