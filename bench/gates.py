@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import cProfile
 import time
+from pathlib import Path
 
 import harness  # bench/harness.py (this folder is on sys.path when run as a script)
 
@@ -28,6 +30,7 @@ LAYERS = ("bronze", "silver", "gold")
 
 def main() -> int:
     parser = harness.arguments(__doc__.splitlines()[0])
+    parser.add_argument("--profile", type=Path, help="write a cProfile of each daily gate to this folder")
     args = parser.parse_args()
     return harness.in_fresh_home("gates", args.keep, lambda home: run(args))
 
@@ -68,7 +71,16 @@ def run(args: argparse.Namespace) -> int:
         step()
         return round(time.perf_counter() - began, 2)
 
-    def batch(batch_interval: DataInterval) -> dict[str, dict[str, float]]:
+    def gate(layer: str, batch_id: str, profile: Path | None) -> None:
+        if profile is None:
+            run_gate(spark, settings, layer, batch_id)
+            return
+        profile.mkdir(parents=True, exist_ok=True)
+        with cProfile.Profile() as profiler:
+            run_gate(spark, settings, layer, batch_id)
+        profiler.dump_stats(profile / f"{layer}-gate.prof")
+
+    def batch(batch_interval: DataInterval, profile: Path | None = None) -> dict[str, dict[str, float]]:
         layers = {
             "bronze": lambda: extract_tables(spark, settings, registry, batch_interval, source_state(settings)),
             "silver": lambda: transform_tables(spark, settings, registry, batch_interval),
@@ -77,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         seconds = {}
         for layer, step in layers.items():
             layer_seconds = timed(step)
-            gate_seconds = timed(lambda: run_gate(spark, settings, layer, batch_interval.batch_id))
+            gate_seconds = timed(lambda: gate(layer, batch_interval.batch_id, profile))
             seconds[layer] = {"layer_seconds": layer_seconds, "gate_seconds": gate_seconds,
                               "gate_share": round(gate_seconds / layer_seconds, 2)}
         return seconds
@@ -87,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         advance(conn, days=1, seed=args.seed, scale=args.scale)
         conn.commit()
     last = start + dt.timedelta(days=args.days - 1)
-    daily = batch(interval(last, last))
+    daily = batch(interval(last, last), args.profile)
     orders = spark.table("lakehouse.silver.orders").count()
     spark.stop()
     server.stop()

@@ -45,8 +45,8 @@ def test_gold_batch_reconciliations_of_a_gated_subset(spark, settings):
     def outcomes(gmv_gold: str):
         state = {"lakehouse.reconcile.gmv.gold": gmv_gold, "lakehouse.reconcile.gmv.silver": "840.00",
                  "lakehouse.reconcile.orders.gold": "7", "lakehouse.reconcile.orders.silver": "7"}
-        frame = _batch_frame(spark, [TableReport("gold.mart_daily_sales", 3, True, [], state),
-                                     TableReport("gold.dim_date", 3, True, [], {})], suite)
+        frame = _batch_frame([TableReport("gold.mart_daily_sales", 3, True, [], state),
+                              TableReport("gold.dim_date", 3, True, [], {})], suite)
         assert {"stock_on_hand_gold", "shipments_silver"} <= set(frame.columns)
         return {o.column: o.success for o in GreatExpectationsRunner(settings).validate(
             "gold._batch", frame, suite, ["table"], run_name="subset")}
@@ -61,7 +61,7 @@ def _batch_outcomes(spark, settings, layer: str, *reports) -> dict[str, tuple[bo
     from lakehouse_core.quality import _batch_frame, load_suite
 
     suite = load_suite(settings, layer, "_batch")
-    outcomes = GreatExpectationsRunner(settings).validate(f"{layer}._batch", _batch_frame(spark, list(reports), suite),
+    outcomes = GreatExpectationsRunner(settings).validate(f"{layer}._batch", _batch_frame(list(reports), suite),
                                                           suite, ["table"], run_name="crafted")
     return {o.column: (o.success, o.severity) for o in outcomes}
 
@@ -161,14 +161,14 @@ def test_silver_sets_aside_exactly_the_rows_great_expectations_finds(spark, sett
     """A suite rule of severity ``quarantine`` becomes a row condition in silver; the rows it sets
     aside are the rows Great Expectations counts as unexpected for the same rule (NULLs included)."""
     from lakehouse_core.quality import QUARANTINE_TYPES
-    from lakehouse_silver.quarantine import breaks
+    from lakehouse_core.quality_scan import unexpected_rows
 
     assert rule["type"] in QUARANTINE_TYPES
     df = spark.createDataFrame([(1, "a", 5.0), (2, "b", 0.0), (3, "c", -1.0), (4, None, 11.0), (5, "zzz", None),
                                 (6, "", 10.0)], "id int, code string, price double")
     suite = {"name": "t", "meta": {"primary_key": ["id"]}, "expectations": [{**rule, "meta": {"severity": "fail"}}]}
     (outcome,) = GreatExpectationsRunner(settings).validate("test.quarantine_rule", df, suite, ["id"], run_name="rule")
-    set_aside = sorted(r.id for r in df.where(breaks(rule)).collect())
+    set_aside = sorted(r.id for r in df.where(unexpected_rows(df, rule)).collect())
     assert sorted(k["id"] for k in outcome.failing_keys) == set_aside and outcome.unexpected_count == len(set_aside)
 
 

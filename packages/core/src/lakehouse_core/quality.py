@@ -23,10 +23,13 @@ failing rows and each table's batch state.
 
 What a gate costs follows the batch, not the table's age or the suites' detail: append-only
 tables are validated on the batch's rows (``batch_rows_filter``), a table holding the rows its
-last published gate passed under the same suite keeps that validation, each table is read from its
-branch once and held in memory while Great Expectations queries it, a passing table costs only
-GE's ``BOOLEAN_ONLY`` checks (failing rows are looked up only when an expectation fails), and
-the Data Docs pages of a gate are rendered together once it has decided.
+last published gate passed under the same suite keeps that validation, the tables are decided a
+few at a time (``spark.parallel_tables``), each in one scan of its branch (``quality_scan``:
+the suite compiled to one Spark aggregate; a suite that passes is stored as its checkpoint's
+result without running Great Expectations' metric-by-metric jobs), a table that fails (or whose
+suite the scan cannot compile) is held in memory and goes to GE's checkpoints, which decide and
+name the failing rows, the few rows of a ``_batch`` suite are checked by GE in pandas, and the
+Data Docs pages of a gate are rendered together once it has decided.
 """
 
 from __future__ import annotations
@@ -36,25 +39,29 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from importlib.metadata import entry_points
 from pathlib import Path
 from string import Formatter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from lakehouse_core import data_docs, iceberg, lineage
+from lakehouse_core import data_docs, iceberg, lineage, quality_scan
 from lakehouse_core.errors import ConfigurationError, LakehouseError, UpstreamNotPublishedError
 from lakehouse_core.faults import crash_point
+from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.progress import Progress
 from lakehouse_core.registry import Registry, RegistryError, TableSpec, identifier
 from lakehouse_core.settings import LakehouseSettings
+
+if TYPE_CHECKING:
+    import pandas
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
@@ -364,35 +371,40 @@ def in_memory(df: DataFrame) -> tuple[DataFrame, int]:
 
 class ParentTables:
     """The tables a gate's ``unexpected_rows_query`` expectations read as ``{<layer>.<table>}``
-    (referential integrity): each read once per gate as the batch publishes it (its audit branch
-    where the batch staged it, else ``main``), held in memory (``in_memory``) and named in the
-    queries by a temporary view; ``close`` releases them."""
+    (referential integrity): each read as the batch publishes it (its audit branch where the
+    batch staged it, else ``main``) and named in the queries by a temporary view; ``close`` drops
+    the views."""
 
     VIEW_PREFIX = "lakehouse_gate_"
 
     def __init__(self, spark: SparkSession, branch: str):
         self._spark, self._branch = spark, branch
         self._frames: dict[str, DataFrame] = {}
+        self._lock = threading.Lock()  # (tables are scanned a few at a time)
 
     def view(self, suite_name: str, layer: str, table: str) -> str:
         """The temporary view holding ``layer.table`` for this gate.
 
         Raises ConfigurationError naming ``suite_name`` and the table when it does not exist."""
         view = f"{self.VIEW_PREFIX}{layer}_{table}"
-        if view not in self._frames:
-            ident = identifier(layer, table)
-            if not iceberg.table_exists(self._spark, ident):
-                raise ConfigurationError(f"suite {suite_name}: {UNEXPECTED_ROWS} reads {layer}.{table}, "
-                                         "which does not exist")
-            read = self._spark.read
-            if iceberg.branch_exists(self._spark, ident, self._branch):
-                read = read.option("branch", self._branch)
-            self._frames[view], _ = in_memory(read.table(ident))
-            self._frames[view].createOrReplaceTempView(view)
+        with self._lock:
+            if view not in self._frames:
+                self._hold(suite_name, layer, table, view)
         return view
 
+    def _hold(self, suite_name: str, layer: str, table: str, view: str) -> None:
+        ident = identifier(layer, table)
+        if not iceberg.table_exists(self._spark, ident):
+            raise ConfigurationError(f"suite {suite_name}: {UNEXPECTED_ROWS} reads {layer}.{table}, "
+                                     "which does not exist")
+        read = self._spark.read
+        if iceberg.branch_exists(self._spark, ident, self._branch):
+            read = read.option("branch", self._branch)
+        self._frames[view] = read.table(ident)
+        self._frames[view].createOrReplaceTempView(view)
+
     def close(self) -> None:
-        for view in self._frames:  # (the frames' blocks are freed once the frames are collected)
+        for view in self._frames:
             self._spark.catalog.dropTempView(view)
         self._frames.clear()
 
@@ -493,17 +505,20 @@ class GreatExpectationsRunner:
                                   "base_directory": str(settings.data_docs_dir)},
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             })
+        # Spark frames (the tables), pandas frames (the few rows of a ``_batch`` suite)
         self.datasource = self.context.data_sources.add_or_update_spark("lakehouse", persist=False)
+        self.local_datasource = self.context.data_sources.add_or_update_pandas("lakehouse_local")
         # saved by this runner: suite name -> (its JSON, the saved suite); checkpoint name -> ((the
         # saved suite's id, its result format), the saved checkpoint)
         self._suites: dict[str, tuple[str, Any]] = {}
         self._checkpoints: dict[str, tuple[tuple[int, str], Any]] = {}
 
-    def _batch_definition(self, name: str):
+    def _batch_definition(self, name: str, local: bool):
+        datasource = self.local_datasource if local else self.datasource
         try:
-            asset = self.datasource.get_asset(name)
+            asset = datasource.get_asset(name)
         except LookupError:
-            asset = self.datasource.add_dataframe_asset(name)
+            asset = datasource.add_dataframe_asset(name)
         try:
             return asset.get_batch_definition("whole")
         except (KeyError, LookupError):
@@ -519,27 +534,29 @@ class GreatExpectationsRunner:
                 definition, self.context.suites.add_or_update(self._gx.ExpectationSuite(**json.loads(definition))))
         return saved[1]
 
-    def _checkpoint(self, name: str, suite_json: dict[str, Any], result_format: dict[str, Any]):
-        """The checkpoint ``name`` validating ``suite_json`` in ``result_format``, saved to the
-        context once per process and definition."""
+    def _checkpoint(self, name: str, suite_json: dict[str, Any], result_format: dict[str, Any], local: bool = False):
+        """The checkpoint ``name`` validating ``suite_json`` in ``result_format`` on a Spark frame
+        (on a pandas frame: ``local``), saved to the context once per process and definition."""
         gx = self._gx
         suite = self._suite(suite_json)
-        definition = (id(suite), json.dumps(result_format, sort_keys=True))
+        definition = (id(suite), json.dumps(result_format, sort_keys=True), local)
         saved = self._checkpoints.get(name)
         if saved is not None and saved[0] == definition:
             return saved[1]
         validation = self.context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=name, data=self._batch_definition(suite.name), suite=suite))
+            gx.ValidationDefinition(name=name, data=self._batch_definition(suite.name, local), suite=suite))
         checkpoint = self.context.checkpoints.add_or_update(gx.Checkpoint(
             name=name, validation_definitions=[validation], actions=[], result_format=result_format))
         self._checkpoints[name] = (definition, checkpoint)
         return checkpoint
 
-    def _run(self, name: str, suite_json: dict[str, Any], result_format: dict[str, Any], df: DataFrame, run_name: str):
+    def _run(self, name: str, suite_json: dict[str, Any], result_format: dict[str, Any], df: Any, run_name: str):
         from great_expectations.exceptions.resource_freshness import ResourceFreshnessAggregateError
 
+        local = not isinstance(df, DataFrame)  # (a pandas frame)
+
         def run():
-            return self._checkpoint(name, suite_json, result_format).run(
+            return self._checkpoint(name, suite_json, result_format, local).run(
                 batch_parameters={"dataframe": df}, run_id=self._gx.RunIdentifier(run_name=run_name))
 
         try:
@@ -549,14 +566,21 @@ class GreatExpectationsRunner:
             self._checkpoints.pop(name, None)
             return run()
 
-    def validate(self, name: str, df: DataFrame, suite_json: dict[str, Any], key_columns: list[str],
-                 run_name: str) -> list[ExpectationOutcome]:
-        """Run ``suite_json`` on ``df`` as a checkpoint (its results stored in the state folder),
+    def validate(self, name: str, df: Any, suite_json: dict[str, Any], key_columns: list[str],
+                 run_name: str, decision: quality_scan.ScanDecision | None = None) -> list[ExpectationOutcome]:
+        """Run ``suite_json`` on ``df`` (a Spark frame, or a pandas frame of a few rows) as a
+        checkpoint (its results stored in the state folder),
         again with failing-row details when an expectation fails. Persist ``df`` first when it is
-        expensive to compute: each checkpoint runs several Spark jobs on it."""
+        expensive to compute: each checkpoint runs several Spark jobs on it.
+
+        ``decision``: the suite's outcome on ``df`` found by ``quality_scan.decide``; when every
+        expectation passed, its result is stored as the decision checkpoint's would be, without
+        running it."""
         suite_json = {**suite_json, "name": name}
-        result = self._run(name, suite_json, self.DECISION, df, run_name)
-        if not result.success:
+        if decision is not None and decision.success:
+            return self._store_passed(name, suite_json, run_name)
+        result = None if decision is not None else self._run(name, suite_json, self.DECISION, df, run_name)
+        if result is None or not result.success:  # (the scan found a failure: straight to its diagnosis)
             # SUMMARY: exact counts, and at most MAX_REPORTED_KEYS failing rows brought to the
             # driver (COMPLETE would collect every failing row's keys)
             diagnosis = {"result_format": self.DIAGNOSIS, "unexpected_index_column_names": key_columns,
@@ -571,15 +595,50 @@ class GreatExpectationsRunner:
                               else details.get("unexpected_count"))
                 outcomes.append(ExpectationOutcome(
                     expectation=config.type,
-                    column=config.kwargs.get("column") or ", ".join(
-                        config.kwargs[k] for k in ("column_A", "column_B") if k in config.kwargs)
-                    or (config.meta or {}).get("column"),
+                    column=_checked_column(config),
                     severity=severity(config.meta),
                     success=bool(r.success),
                     unexpected_count=int(unexpected or 0),
                     failing_keys=[{k: row.get(k) for k in key_columns} for row in index[:MAX_REPORTED_KEYS]],
                 ))
         return outcomes
+
+    def _store_passed(self, name: str, suite_json: dict[str, Any], run_name: str) -> list[ExpectationOutcome]:
+        """Store, as the result of ``name``'s decision checkpoint, ``suite_json`` passing in full
+        (``BOOLEAN_ONLY``: no details); ``meta.lakehouse_decided_by`` names the scan."""
+        from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+
+        checkpoint = self._checkpoint(name, suite_json, self.DECISION)
+        (validation,) = checkpoint.validation_definitions
+        batch_id = f"{self.datasource.name}-{name}"
+        run_id = self._gx.RunIdentifier(run_name=run_name, run_time=datetime.now(timezone.utc))
+        configurations = [replace_kwargs(e.configuration, batch_id=batch_id) for e in validation.suite.expectations]
+        result = ExpectationSuiteValidationResult(
+            success=True, suite_name=name, batch_id=batch_id,
+            results=[ExpectationValidationResult(success=True, expectation_config=c, result={},
+                                                 exception_info={"raised_exception": False, "exception_message": None,
+                                                                 "exception_traceback": None})
+                     for c in configurations],
+            statistics={"evaluated_expectations": len(configurations), "successful_expectations": len(configurations),
+                        "unsuccessful_expectations": 0, "success_percent": 100.0},
+            meta={"great_expectations_version": self._gx.__version__, "batch_spec": {"batch_data": "SparkDataFrame"},
+                  "active_batch_definition": {"datasource_name": self.datasource.name,
+                                              "data_connector_name": "fluent", "data_asset_name": name,
+                                              "batch_identifiers": {"dataframe": "<DATAFRAME>"}},
+                  "validation_id": validation.id, "checkpoint_id": checkpoint.id, "run_id": run_id,
+                  "validation_time": run_id.run_time, "batch_parameters": {"dataframe": "<DATAFRAME>"},
+                  "lakehouse_decided_by": "lakehouse_core.quality_scan"})
+        suite_id = ExpectationSuiteIdentifier(name=name)
+        self.context.validation_results_store.store_validation_results(
+            suite_validation_result=result, expectation_suite_identifier=suite_id,
+            suite_validation_result_identifier=ValidationResultIdentifier(
+                expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=batch_id))
+        return [ExpectationOutcome(expectation=c.type, column=_checked_column(c), severity=severity(c.meta),
+                                   success=True) for c in configurations]
 
     def build_data_docs(self) -> Path:
         """Render the Data Docs pages of the stored validation results that have none yet, and
@@ -590,11 +649,18 @@ class GreatExpectationsRunner:
         pending = [key for key in store.list_keys() if not self._page(key).exists()]
         if pending:  # (an empty list would make GE render every page again)
             suites = {key.expectation_suite_identifier for key in pending}
+            suites = {s for s in suites if self._suite_page_stale(s)}  # (rendered again when the suite changed)
             self.context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=[*pending, *suites])
             data_docs.make_offline(site, [site / "index.html", *map(self._page, pending),
                                           *(site.joinpath("expectations", *s.to_tuple()).with_suffix(".html")
                                             for s in suites)])
         return site / "index.html"
+
+    def _suite_page_stale(self, suite) -> bool:
+        """Whether the Data Docs page of the stored suite ``suite`` is missing or older than it."""
+        page = self._settings.data_docs_dir.joinpath("expectations", *suite.to_tuple()).with_suffix(".html")
+        stored = Path(self.context.root_directory).joinpath("expectations", *suite.to_tuple()).with_suffix(".json")
+        return not page.exists() or not stored.exists() or stored.stat().st_mtime >= page.stat().st_mtime
 
     def _page(self, key) -> Path:
         *folders, batch = key.to_tuple()
@@ -610,6 +676,22 @@ def ge_runner(settings: LakehouseSettings) -> GreatExpectationsRunner:
     if settings.home not in _RUNNERS or not settings.home.joinpath("gx").is_dir():
         _RUNNERS[settings.home] = GreatExpectationsRunner(settings)
     return _RUNNERS[settings.home]
+
+
+def _checked_column(config) -> str | None:
+    """The column(s) an expectation configuration checks, as reports name them."""
+    return (config.kwargs.get("column") or ", ".join(config.kwargs[k] for k in ("column_A", "column_B")
+                                                     if k in config.kwargs)
+            or (config.meta or {}).get("column"))
+
+
+def replace_kwargs(config, **kwargs: Any):
+    """A copy of the expectation configuration ``config`` with ``kwargs`` added to its kwargs."""
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    return ExpectationConfiguration(type=config.type, kwargs={**config.kwargs, **kwargs}, meta=config.meta,
+                                    id=config.id, notes=config.notes, description=config.description,
+                                    rendered_content=config.rendered_content, severity=config.severity)
 
 
 def tables_on_branch(spark: SparkSession, namespace: str, branch: str, prefix: str = "") -> list[str]:
@@ -662,17 +744,19 @@ def _batch_values(report: TableReport) -> dict[str, int | Decimal]:
     return values
 
 
-def _batch_frame(spark: SparkSession, reports: list[TableReport], suite: dict) -> DataFrame:
+def _batch_frame(reports: list[TableReport], suite: dict) -> "pandas.DataFrame":
     """One row per staged table with its batch counts and reconciliation totals (for the ``_batch``
-    suite). A column the suite names that no table of the batch reports (the reconciliation of a
-    table outside a gated subset) is NULL, which its checks skip."""
+    suite), a pandas frame: a few rows Great Expectations checks in memory, without Spark jobs. A
+    column the suite names that no table of the batch reports (the reconciliation of a table
+    outside a gated subset) is None, which its checks skip."""
+    import pandas
+
     values = [_batch_values(r) for r in reports]
     named = {e["kwargs"][k] for e in suite["expectations"] for k in ("column", "column_A", "column_B")
              if k in e["kwargs"]}
     names = sorted(set().union(*values, named - {"table"}))
-    kinds = {n: T.LongType() if n.endswith(ROWS_SUFFIX) else T.DecimalType(38, 2) for n in names}
-    schema = T.StructType([T.StructField("table", T.StringType())] + [T.StructField(n, kinds[n]) for n in names])
-    return spark.createDataFrame([(r.table, *[v.get(n) for n in names]) for r, v in zip(reports, values)], schema)
+    return pandas.DataFrame([(r.table, *[v.get(n) for n in names]) for r, v in zip(reports, values)],
+                            columns=["table", *names], dtype=object)
 
 
 #: the ``_batch`` column of the rows a batch added to an append-only table, as the gate counted them
@@ -726,33 +810,69 @@ class _GateRun:
     reports: dict[Path, dict[str, dict]] = field(default_factory=dict)
 
 
-def _validate_staged(gate: _GateRun, ident: str) -> TableReport:
-    """Validate the staged table ``ident`` of the gate: the batch's rows (``batch_rows_filter``),
-    or the whole table; a whole table holding the rows its last published batch's gate passed
-    under the same suite keeps that validation (``validated_in``)."""
+@dataclass
+class _Scanned:
+    """A staged table of the gate after its scan (``_scan_staged``)."""
+
+    table: str  # <namespace>.<table>
+    began: float
+    suite: dict[str, Any]  # its parent tables resolved (``resolve_tables``)
+    digest: str
+    staged: dict[str, str]
+    published: dict[str, str]
+    batch_rows: Column | None
+    frame: DataFrame | None = None
+    decision: quality_scan.ScanDecision | None = None
+    earlier: TableReport | None = None  # the validation it keeps
+
+
+def _scan_staged(gate: _GateRun, ident: str) -> _Scanned:
+    """The staged table ``ident`` of the gate, read as it will be validated (the batch's rows,
+    ``batch_rows_filter``, or the whole table) and decided in one scan (``quality_scan``); a whole
+    table holding the rows its last published batch's gate passed under the same suite keeps
+    that validation instead. Runs in a thread, a few tables at once."""
     began = time.perf_counter()
-    spark, settings, branch, batch_id = gate.spark, gate.settings, gate.branch, gate.batch_id
+    spark, branch = gate.spark, gate.branch
     namespace, table = ident.split(".")[1:]
-    suite = load_suite(settings, namespace, table)
-    digest = suite_digest(suite)
+    suite = load_suite(gate.settings, namespace, table)
     published = iceberg.summary(spark, ident)  # the state of the last published batch
     staged = iceberg.summary(spark, ident, branch)
-    batch_rows = batch_rows_filter(spark, gate.registry, namespace, table, batch_id, published, staged)
-    earlier = (_earlier_validation(gate, published, f"{namespace}.{table}", digest)
-               if batch_rows is None and iceberg.same_rows_as_published(spark, ident, branch) else None)
-    if earlier is not None:
-        return replace(earlier, state=staged, previous=published, seconds=round(time.perf_counter() - began, 3),
-                       validated_in=earlier.validated_in or published[f"{iceberg.PROPERTY_PREFIX}batch_id"])
+    batch_rows = batch_rows_filter(spark, gate.registry, namespace, table, gate.batch_id, published, staged)
+    scanned = _Scanned(f"{namespace}.{table}", began, resolve_tables(suite, gate.parents), suite_digest(suite),
+                       staged, published, batch_rows)
+    if batch_rows is None and iceberg.same_rows_as_published(spark, ident, branch):
+        scanned.earlier = _earlier_validation(gate, published, scanned.table, scanned.digest)
+        if scanned.earlier is not None:
+            return scanned
     df = spark.read.option("branch", branch).table(ident)
-    df, rows = in_memory(df if batch_rows is None else df.where(batch_rows))
-    if rows == 0 and batch_rows is not None and only_row_checks(suite):
+    scanned.frame = df if batch_rows is None else df.where(batch_rows)
+    scanned.decision = quality_scan.decide(scanned.frame, scanned.suite)
+    return scanned
+
+
+def _judge_staged(gate: _GateRun, scanned: _Scanned) -> TableReport:
+    """The report of a scanned table: the validation it keeps, its scan's decision stored as the
+    suite's checkpoint result when every expectation passed, else Great Expectations' checkpoints
+    (which decide and name the failing rows)."""
+    if scanned.earlier is not None:
+        earlier = scanned.earlier
+        return replace(earlier, state=scanned.staged, previous=scanned.published,
+                       seconds=round(time.perf_counter() - scanned.began, 3),
+                       validated_in=earlier.validated_in or scanned.published[f"{iceberg.PROPERTY_PREFIX}batch_id"])
+    df, decision = scanned.frame, scanned.decision
+    if decision is not None and decision.success:
+        rows = decision.rows
+    else:  # several jobs on the frame follow: compute it once
+        df, rows = in_memory(df)
+    if rows == 0 and scanned.batch_rows is not None and only_row_checks(scanned.suite):
         outcomes = []  # the batch added no rows: nothing for a row-level check to look at
     else:
-        keys = list((suite.get("meta") or {}).get("primary_key", []))
-        outcomes = gate.runner.validate(f"{namespace}.{table}", df, resolve_tables(suite, gate.parents), keys,
-                                        run_name=batch_id)
-    return TableReport(f"{namespace}.{table}", rows, all(o.success for o in outcomes), outcomes, staged, published,
-                       None if batch_rows is None else rows, round(time.perf_counter() - began, 3), digest)
+        keys = list((scanned.suite.get("meta") or {}).get("primary_key", []))
+        outcomes = gate.runner.validate(scanned.table, df, scanned.suite, keys, run_name=gate.batch_id,
+                                        decision=decision)
+    return TableReport(scanned.table, rows, all(o.success for o in outcomes), outcomes, scanned.staged,
+                       scanned.published, None if scanned.batch_rows is None else rows,
+                       round(time.perf_counter() - scanned.began, 3), scanned.digest)
 
 
 def suite_digest(suite: dict[str, Any]) -> str:
@@ -829,8 +949,10 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
     if progress is not None:
         progress.total = len(staged)
     try:
-        for namespace, table in staged:
-            checked = _validate_staged(gate, identifier(namespace, table))
+        scans = run_in_dependency_order([identifier(n, t) for n, t in staged], lambda ident: _scan_staged(gate, ident),
+                                        settings.spark.parallel_tables)
+        for (namespace, table), scanned in zip(staged, scans):
+            checked = _judge_staged(gate, scanned)
             report.tables.append(checked)
             if progress is not None:
                 failed = len(checked.blocking_failures)
@@ -847,7 +969,7 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
     if (suite_folder(settings, layer) / f"{BATCH_SUITE}.json").exists():
         batch_reports = [r for r in report.tables if r.table.startswith(f"{layer}.")]
         suite = load_suite(settings, layer, BATCH_SUITE)
-        outcomes = runner.validate(f"{layer}.{BATCH_SUITE}", _batch_frame(spark, batch_reports, suite), suite, ["table"],
+        outcomes = runner.validate(f"{layer}.{BATCH_SUITE}", _batch_frame(batch_reports, suite), suite, ["table"],
                                    run_name=batch_id)
         report.tables.append(TableReport(f"{layer}.{BATCH_SUITE}", len(batch_reports),
                                          all(o.success for o in outcomes), outcomes))

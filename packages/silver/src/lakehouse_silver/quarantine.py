@@ -27,14 +27,13 @@ the table's next batch to retry every open row (``request_replay``).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse_core import iceberg
+from lakehouse_core import iceberg, quality_scan
 from lakehouse_core.errors import ConfigurationError
 from lakehouse_core.registry import TableSpec, identifier
 from lakehouse_core.settings import LakehouseSettings
@@ -74,36 +73,6 @@ def _parent_keys(spark: SparkSession, parent: str, branch: str) -> DataFrame | N
     return iceberg.read_ref(spark, ident, ref)
 
 
-def breaks(rule: dict) -> Column:
-    """Whether a row breaks a suite's ``quarantine`` row rule (a GE column map expectation: NULL
-    passes every rule but ``not_be_null``, as in Great Expectations)."""
-    kwargs = rule["kwargs"]
-    value = F.col(kwargs["column"])
-    kind = rule["type"].removeprefix("expect_column_")
-    if kind == "values_to_not_be_null":
-        return value.isNull()
-    if kind == "values_to_be_between":
-        low, high = kwargs.get("min_value"), kwargs.get("max_value")
-        broken = _any([(value <= low) if kwargs.get("strict_min") else (value < low)] if low is not None else [],
-                      [(value >= high) if kwargs.get("strict_max") else (value > high)] if high is not None else [])
-    elif kind in ("values_to_be_in_set", "values_to_not_be_in_set"):
-        broken = value.isin(list(kwargs["value_set"]))
-        broken = ~broken if kind == "values_to_be_in_set" else broken
-    elif kind in ("values_to_match_regex", "values_to_not_match_regex"):
-        broken = value.rlike(kwargs["regex"])
-        broken = ~broken if kind == "values_to_match_regex" else broken
-    elif kind == "value_lengths_to_be_between":
-        length, low, high = F.length(value), kwargs.get("min_value"), kwargs.get("max_value")
-        broken = _any([length < low] if low is not None else [], [length > high] if high is not None else [])
-    else:
-        raise ConfigurationError(f"quarantine rule {rule['type']}: not a row rule silver can apply")
-    return value.isNotNull() & broken
-
-
-def _any(*conditions: list[Column]) -> Column:
-    return functools.reduce(lambda a, b: a | b, [c for group in conditions for c in group], F.lit(False))
-
-
 def rule_name(rule: dict) -> str:
     """The name a suite's quarantine rule gives its quarantine rows: ``<type>(<column>)``."""
     return f"{rule['type']}({rule['kwargs']['column']})"
@@ -130,7 +99,7 @@ def split(spark: SparkSession, candidates: DataFrame, spec: TableSpec, branch: s
         keys = parents.select(F.col(parent_column).alias(parent_key)).distinct()
         df = df.join(keys, F.col(column) == F.col(parent_key), "left")
         rules.append((f"orphan_{column}", F.col(column).isNotNull() & F.col(parent_key).isNull()))
-    rules.extend((rule_name(r), breaks(r)) for r in suite_rules)
+    rules.extend((rule_name(r), quality_scan.unexpected_rows(candidates, r)) for r in suite_rules)
     rule = F.lit(None).cast("string")
     for name, failed in reversed(rules):
         rule = F.when(failed, F.lit(name)).otherwise(rule)
