@@ -33,6 +33,7 @@ from importlib.metadata import version
 from typing import Callable, Collection
 
 from psycopg2.pool import ThreadedConnectionPool
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -188,6 +189,7 @@ def plan_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec
     start = iceberg.start_batch(spark, ident, interval.batch_id)
     if start.already_published:
         return TablePlan(spec, ident, interval.batch_id, start)
+    source.check_table_exists(settings, spec.name, pool)
     cursor_type = None
     if spec.cursor and not spec.uses_commit_cursor:
         cursor_type = source.column_type(settings, spec.name, spec.cursor, pool)
@@ -225,7 +227,13 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
     delete held unless the table is in ``confirmed_deletes``), append."""
     spec, ident, batch_id = plan.spec, plan.ident, plan.batch_id
     # one source read: the comparison with bronze, the write and the count of rows read
-    extracted = with_metadata(read_source(spark, settings, spec, plan.query), batch_id).localCheckpoint()
+    read = read_source(spark, settings, spec, plan.query)
+    try:
+        extracted = with_metadata(read, batch_id).localCheckpoint()
+    except Py4JJavaError as exc:
+        if "DECIMAL_PRECISION_EXCEEDS_MAX_PRECISION" not in str(exc.java_exception):
+            raise
+        raise source.value_beyond_type(settings, spec, plan.query, read.schema) from None
     new_columns: list[str] = []
     if not plan.start.exists:
         # accept-any-schema lets new source columns land through mergeSchema; bronze is
@@ -235,7 +243,7 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
         new_rows = extracted
     else:
         table_schema = spark.table(ident).schema
-        new_columns = check_evolution(f"source table {spec.name}", table_schema, extracted.schema)
+        new_columns = check_evolution(f"source table {spec.name}", table_schema, extracted.schema, keep_columns=True)
         extracted = align_to_table(extracted, table_schema)
         bronze = spark.read.table(ident)
         new_rows = changed_rows(bronze, spec, extracted)

@@ -16,9 +16,10 @@ from typing import Iterator
 import psycopg2.extensions
 from psycopg2.pool import ThreadedConnectionPool
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import DecimalType, StructType
 
 from lakehouse_core import postgres
-from lakehouse_core.errors import ConfigurationError
+from lakehouse_core.errors import ConfigurationError, DataError
 from lakehouse_core.registry import TableSpec
 from lakehouse_core.settings import LakehouseSettings
 
@@ -37,6 +38,10 @@ XMIN_AS_XID8 = (
 
 class SourceSchemaError(ConfigurationError):
     """The source lacks a table or column the registry names."""
+
+
+class SourceValueError(DataError):
+    """A source value cannot be read as its column's type; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,39 @@ def connection(settings: LakehouseSettings, pool: ThreadedConnectionPool | None 
             pool.putconn(conn)
         else:
             conn.close()
+
+
+def check_table_exists(settings: LakehouseSettings, table: str, pool: ThreadedConnectionPool | None = None) -> None:
+    """Raises SourceSchemaError naming ``table`` when the source has no such table (dropped or
+    renamed there): before anything of the table is read or written."""
+    with connection(settings, pool) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)", (f"public.{quote(table)}",))
+        found = cur.fetchone()[0]
+    if found is None:
+        raise SourceSchemaError(f"source table {table} does not exist (dropped or renamed at the source); nothing of "
+                                "it was read or written. Restore it, or remove it from the registry (its bronze "
+                                "history stays)")
+
+
+def value_beyond_type(settings: LakehouseSettings, spec: TableSpec, query: str, schema: StructType) -> DataError:
+    """The error for a batch of ``query`` holding a number wider than the decimal type Spark reads
+    its column as (an unconstrained ``numeric`` reads as decimal(38,18)): names the table, the
+    first such column and one of its values (found with one query per decimal column)."""
+    with connection(settings) as conn, conn.cursor() as cur:
+        for field in schema.fields:
+            if not isinstance(field.dataType, DecimalType):
+                continue
+            digits = field.dataType.precision - field.dataType.scale
+            cur.execute(f"SELECT q.{quote(field.name)}::text FROM ({query}) q "
+                        f"WHERE abs(q.{quote(field.name)}) >= 10::numeric ^ {digits} LIMIT 1")
+            row = cur.fetchone()
+            if row is not None:
+                return SourceValueError(
+                    f"source table {spec.name}, column {field.name}: value {row[0]} does not fit "
+                    f"{field.dataType.simpleString()}, the type it is read as; nothing was written. Constrain "
+                    "the source column (numeric(p,s) with p at most 38) or correct the value")
+    return SourceValueError(f"source table {spec.name}: a number does not fit the decimal type it is read as; "
+                            "nothing was written")
 
 
 def column_type(settings: LakehouseSettings, table: str, column: str, pool: ThreadedConnectionPool | None = None) -> str:

@@ -2,7 +2,8 @@
 
 A new column flows through with no code change; a safe widening (int → bigint,
 float → double, decimal precision up at the same scale) is applied; any other
-type change fails naming table, column and both types.
+type change fails naming table, column and both types, and so does (for a source
+table) a dropped or renamed column.
 """
 
 from __future__ import annotations
@@ -35,17 +36,22 @@ def widened_columns(existing: StructType, incoming: StructType) -> dict[str, Dat
             if f.name in current and current[f.name] != f.dataType and _widens(current[f.name], f.dataType)}
 
 
-def check_evolution(what: str, existing: StructType, incoming: StructType) -> list[str]:
+def check_evolution(what: str, existing: StructType, incoming: StructType, keep_columns: bool = False) -> list[str]:
     """Return the new column names; raise SchemaDriftError on an incompatible change.
 
     ``what`` names the table in the message (e.g. ``"source table orders"``); the
-    message also names each column and both types.
+    message also names each column and both types. ``keep_columns``: a column of ``existing``
+    missing from ``incoming`` (dropped or renamed at the source; metadata columns ``_*`` aside)
+    is incompatible too, instead of arriving as NULL from then on.
     """
     current = {f.name: f.dataType for f in existing.fields}
     problems = [
         f"column {f.name}: {current[f.name].simpleString()} -> {f.dataType.simpleString()}"
         for f in incoming.fields if f.name in current and not _widens(current[f.name], f.dataType)
     ]
+    if keep_columns:
+        problems += [f"column {name}: dropped (a renamed column is a dropped one and a new one)"
+                     for name in current if name not in incoming.fieldNames() and not name.startswith("_")]
     if problems:
         raise SchemaDriftError(f"{what} changed incompatibly ({'; '.join(problems)}); "
                                "nothing was written. Widen the type compatibly or migrate the table explicitly.")

@@ -1,0 +1,182 @@
+"""The bad-input corpus: a source anomaly applied to a live source between two runs, one case each.
+
+Each case gives a source table of its own (``source_cases.Case``, in the ``bronze_cases``
+database) to bronze, batch after batch, applies one anomaly between two batches and checks that
+bronze either carries it exactly (bronze's current state equals the source's: nothing lost,
+nothing doubled) or refuses the batch before anything is published, with an error naming the
+table, the column and the value. The anomalies other modules apply are listed in
+``tests/README.md`` (bad-input corpus) with the test of each.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from lakehouse_bronze.source import SourceSchemaError, SourceValueError
+from lakehouse_core import iceberg
+from lakehouse_core.quality import QualityGateFailed, run_gate
+from lakehouse_core.schema import SchemaDriftError
+
+from source_cases import Case
+
+pytestmark = pytest.mark.spark
+
+
+def _nothing_published(case: Case, before: int | None) -> None:
+    assert iceberg.snapshot_id(case.spark, case.ident) == before
+    assert not iceberg.branch_exists(case.spark, case.ident, iceberg.audit_branch(case.interval().batch_id))
+
+
+def _first_batch(case: Case) -> int | None:
+    case.sql(f"INSERT INTO {case.name} (v, n, updated_at) VALUES ('a', 1, %s), ('b', 2, %s)",
+             (case.now - timedelta(hours=1),) * 2)
+    case.extract()
+    return iceberg.snapshot_id(case.spark, case.ident)
+
+
+def _next_day(case: Case) -> None:
+    case.set_clock(case.now + timedelta(days=1))
+
+
+def test_a_timestamp_far_in_the_future_is_deferred_counted_and_lands_when_due(spark, source):
+    case = Case(spark, source, "updated_at")
+    _first_batch(case)
+    due = case.now + timedelta(days=3)
+    case.sql(f"INSERT INTO {case.name} (v, n, updated_at) VALUES ('from the future', 3, %s)", (due,))
+    _next_day(case)
+    held = case.extract()
+    assert (held.deferred.rows, held.deferred.future) == (1, 1)
+    assert "from the future" not in {r[1] for r in case.bronze_rows()}
+    assert iceberg.summary(spark, case.ident)["lakehouse.future_rows"] == "1"
+    for _ in range(3):
+        _next_day(case)
+        case.extract()
+    assert case.current_from_bronze() == case.current_in_source()
+    assert [r[1] for r in case.bronze_rows()].count("from the future") == 1
+
+
+def test_a_cursor_moved_backwards_within_the_lookback_is_caught(spark, source):
+    case = Case(spark, source, "updated_at")
+    _first_batch(case)
+    _next_day(case)
+    case.extract()
+    watermark = case.now - timedelta(seconds=case.settings.extract.safety_lag_seconds)
+    back = watermark - timedelta(seconds=case.settings.extract.lookback_seconds) / 2  # (before the watermark)
+    case.sql(f"UPDATE {case.name} SET n = 20, updated_at = %s WHERE v = 'b'", (back,))
+    case.set_clock(case.now + timedelta(minutes=30))
+    assert case.extract().rows_written == 1
+    assert case.current_from_bronze() == case.current_in_source()
+
+
+@pytest.mark.parametrize("reader", ["jdbc", "copy"])
+def test_a_10_mb_text_value_lands_intact(spark, source, reader):
+    case = Case(spark, source, "xmin", reader=reader)
+    case.sql(f"INSERT INTO {case.name} (v, n) VALUES (repeat('0123456789', 1048576) || '✓', 1)")
+    case.extract()  # the first load (reader "copy": landed from COPY as files)
+    case.sql(f"INSERT INTO {case.name} (v, n) VALUES (repeat('ab', 5242880), 2)")
+    case.extract()
+    source_digests = dict(case.sql(f"SELECT n, md5(v) FROM {case.name}"))
+    landed = spark.table(case.ident).selectExpr("n", "md5(v) AS digest", "length(v) AS chars").collect()
+    assert {r.n: r.digest for r in landed} == source_digests
+    assert sorted(r.chars for r in landed) == [10 * 1048576, 10 * 1048576 + 1]
+
+
+UNUSUAL_TEXT = ["👩‍👩‍👧‍👦 family", "e\u0301 combining", "\u202eright to left", "zero\u200bwidth", "\u00a0no-break",
+                "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "tab\tnew\nline\rreturn", "back\\slash", '"quoted, comma"', "\\N", "", " ",
+                "中文 العربية עברית", "\U0010fffd private use", "\ufeffbyte order mark"]
+
+
+@pytest.mark.parametrize("reader", ["jdbc", "copy"])
+def test_emoji_and_unusual_unicode_land_byte_for_byte(spark, source, reader):
+    case = Case(spark, source, "xmin", reader=reader)
+    for number, text in enumerate(UNUSUAL_TEXT):
+        case.sql(f"INSERT INTO {case.name} (v, n) VALUES (%s, %s)", (text, number))
+    case.extract()
+    case.sql(f"UPDATE {case.name} SET v = v || '·' WHERE mod(n, 2) = 0")
+    case.extract()
+    landed = {r.n: r.v for r in case.spark.table(case.ident).select("n", "v", "_batch_id").collect()
+              if r._batch_id == case.interval().batch_id or r.n % 2}
+    expected = {n: t + ("·" if n % 2 == 0 else "") for n, t in enumerate(UNUSUAL_TEXT)}
+    assert {n: v.encode() for n, v in landed.items()} == {n: v.encode() for n, v in expected.items()}
+
+
+def test_a_number_beyond_the_bronze_type_is_refused_naming_table_column_and_value(spark, source):
+    case = Case(spark, source, "xmin")
+    case.sql(f"ALTER TABLE {case.name} ADD COLUMN amount numeric(12, 2)")
+    _first_batch(case)
+    before = iceberg.snapshot_id(spark, case.ident)
+    case.sql(f"ALTER TABLE {case.name} ALTER COLUMN amount TYPE numeric")
+    case.sql(f"INSERT INTO {case.name} (v, amount) VALUES ('huge', 1e40)")
+    with pytest.raises(SourceValueError, match=rf"source table {case.name}, column amount: value 1{'0' * 40} "
+                                               r"does not fit decimal\(38,18\)"):
+        case.extract()
+    _nothing_published(case, before)
+
+
+def test_a_key_deleted_and_inserted_again_is_current(spark, source):
+    case = Case(spark, source, "xmin", reconcile=True)
+    _first_batch(case)
+    case.sql(f"DELETE FROM {case.name} WHERE v = 'a'")
+    case.extract()
+    assert 1 not in case.current_from_bronze()
+    case.sql(f"INSERT INTO {case.name} (id, v, n) VALUES (1, 'a again', 10)")
+    case.sql(f"DELETE FROM {case.name} WHERE v = 'b'")
+    case.sql(f"INSERT INTO {case.name} (id, v, n) VALUES (2, 'b again', 20)")  # (gone and back within a batch)
+    case.extract()
+    assert case.current_from_bronze() == case.current_in_source() == {1: ("a again", 10), 2: ("b again", 20)}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("DROP COLUMN n", r"column n: dropped"),
+    ("RENAME COLUMN n TO quantity", r"column n: dropped"),
+    ("ALTER COLUMN n TYPE smallint", r"column n: int -> smallint"),
+    ("ALTER COLUMN v TYPE integer USING length(v)", r"column v: string -> int"),
+], ids=["dropped", "renamed", "narrowed", "retyped"])
+def test_a_column_dropped_renamed_or_narrowed_is_refused_naming_it(spark, source, change, message):
+    case = Case(spark, source, "xmin")
+    before = _first_batch(case)
+    case.sql(f"ALTER TABLE {case.name} {change}")
+    case.sql(f"INSERT INTO {case.name} (v) VALUES ('7')" if "v TYPE" not in change
+             else f"INSERT INTO {case.name} (v) VALUES (7)")
+    with pytest.raises(SchemaDriftError, match=rf"source table {case.name} changed incompatibly .*{message}"):
+        case.extract()
+    _nothing_published(case, before)
+
+
+def test_a_table_dropped_from_the_source_is_refused_naming_it(spark, source):
+    case = Case(spark, source, "xmin")
+    before = _first_batch(case)
+    case.sql(f"DROP TABLE {case.name}")
+    with pytest.raises(SourceSchemaError, match=f"source table {case.name} does not exist"):
+        case.extract()
+    _nothing_published(case, before)
+
+
+@pytest.mark.parametrize(("rows", "landed", "failure"), [
+    ("(NULL, 'no key')", ["no key"], "expect_column_values_to_not_be_null(id) failed on 1 row(s)"),
+    ("(1, 'same key'), (1, 'same key again')", ["same key", "same key again"],
+     "expect_compound_columns_to_be_unique(None) failed on 2 row(s)"),
+], ids=["null-key", "duplicate-key"])
+def test_a_null_or_duplicate_key_stops_the_bronze_gate_naming_it(spark, source, tmp_path, rows, landed, failure):
+    """Once the source's key constraint is gone: bronze lands what the source holds (nothing
+    lost), and its gate refuses the batch naming the key column and the rows."""
+    suites = tmp_path / "bronze"
+    suites.mkdir()
+    case = Case(spark, source.model_copy(update={"expectations_dir": tmp_path}), "xmin")
+    suites.joinpath(f"{case.name}.json").write_text(
+        '{"name": "x", "meta": {"primary_key": ["id", "_batch_id"]}, "expectations": ['
+        '{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}},'
+        '{"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["id", "_batch_id"]}}]}')
+    before = _first_batch(case)
+    case.sql(f"ALTER TABLE {case.name} DROP CONSTRAINT {case.name}_pkey, ALTER COLUMN id DROP NOT NULL")
+    case.sql(f"INSERT INTO {case.name} (id, v) VALUES {rows}")
+    case.extract(publish=False)
+    batch = case.interval().batch_id
+    staged = spark.read.option("branch", iceberg.audit_branch(batch)).table(case.ident).where(f"_batch_id = '{batch}'")
+    assert sorted(r.v for r in staged.collect()) == landed
+    with pytest.raises(QualityGateFailed) as failed:
+        run_gate(spark, case.settings, "bronze", batch, tables=[case.name])
+    assert f"bronze.{case.name}: {failure}" in str(failed.value)
+    assert iceberg.snapshot_id(spark, case.ident) == before
