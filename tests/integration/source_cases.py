@@ -25,12 +25,12 @@ class Case:
     """A source table, its registry entry and a batch counter (one day per batch)."""
 
     def __init__(self, spark, settings, cursor: str, load_mode: str = "incremental", reconcile: bool = False,
-                 reader: str = "jdbc"):
+                 reader: str = "jdbc", kind: str = "mutable"):
         self.spark = spark
         # reader "copy": the first load lands as files (lakehouse_bronze.landing), later ones compare
         self.settings = settings.model_copy(update={"extract": settings.extract.model_copy(update={"reader": reader})})
         self.name = f"case_{next(_names)}_{cursor}"
-        self.spec = TableSpec(name=self.name, kind="mutable", primary_key=("id",), load_mode=load_mode,
+        self.spec = TableSpec(name=self.name, kind=kind, primary_key=("id",), load_mode=load_mode,
                               cursor=None if load_mode == "full" else cursor, reconcile_deletes=reconcile)
         self.ident = identifier("bronze", self.name)
         self.day = 0

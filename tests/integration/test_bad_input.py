@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 
+from lakehouse_bronze.extract import DriftError
 from lakehouse_bronze.source import SourceSchemaError, SourceValueError
 from lakehouse_core import iceberg
 from lakehouse_core.quality import QualityGateFailed, run_gate
@@ -180,3 +181,74 @@ def test_a_null_or_duplicate_key_stops_the_bronze_gate_naming_it(spark, source, 
         run_gate(spark, case.settings, "bronze", batch, tables=[case.name])
     assert f"bronze.{case.name}: {failure}" in str(failed.value)
     assert iceberg.snapshot_id(spark, case.ident) == before
+
+
+def _extract_settings(case: Case, **values) -> None:
+    case.settings = case.settings.model_copy(update={"extract": case.settings.extract.model_copy(update=values)})
+
+
+def _reconciling(case: Case) -> None:
+    """From now on every batch of ``case`` reads its table whole and compares it with bronze."""
+    _extract_settings(case, reconcile_every_days=1)
+
+
+@pytest.mark.parametrize("cursor", ["updated_at", "id"])
+def test_a_change_the_cursor_cannot_see_is_found_by_the_reconciliation(spark, source, cursor):
+    """A timestamp cursor moved back past the lookback, or an update of a row a serial cursor
+    read long ago: the incremental batch misses it, the next reconciling batch lands it (and
+    nothing else twice), and the watermark does not move back."""
+    case = Case(spark, source, cursor)
+    _extract_settings(case, lookback_ids=0)  # (a serial cursor re-reads no id before its watermark)
+    _first_batch(case)
+    _next_day(case)
+    case.extract()
+    watermark = iceberg.summary(spark, case.ident)["lakehouse.watermark"]
+    case.sql(f"UPDATE {case.name} SET n = 20, updated_at = %s WHERE v = 'a'", (case.now - timedelta(days=30),))
+    _next_day(case)
+    case.extract()
+    assert case.current_from_bronze() != case.current_in_source()  # missed: what the reconciliation is for
+    _reconciling(case)
+    _next_day(case)
+    assert case.extract().rows_written == 1
+    assert case.current_from_bronze() == case.current_in_source()
+    after = iceberg.summary(spark, case.ident)["lakehouse.watermark"]
+    assert after >= watermark if cursor == "updated_at" else after == watermark
+    assert case.extract(same_batch=True).rows_written == 0  # (its rerun: published already, nothing lands again)
+
+
+@pytest.mark.parametrize(("change", "drift"), [
+    ("DELETE FROM {table} WHERE v = 'a'", "deleted"),
+    ("UPDATE {table} SET n = 10 WHERE v = 'a'", "changed"),
+], ids=["delete", "update"])
+def test_an_insert_only_table_changed_at_the_source_is_refused_by_the_reconciliation(spark, source, change, drift):
+    case = Case(spark, source, "id", kind="insert_only")
+    _extract_settings(case, lookback_ids=0)
+    _first_batch(case)
+    case.sql(change.format(table=case.name))
+    case.sql(f"INSERT INTO {case.name} (v, n) VALUES ('c', 3)")
+    _next_day(case)
+    case.extract()  # incremental: the new row only
+    assert {v for v, _ in case.current_from_bronze().values()} == {"a", "b", "c"}
+    _reconciling(case)
+    before = iceberg.snapshot_id(spark, case.ident)
+    _next_day(case)
+    with pytest.raises(DriftError, match=rf"bronze.{case.name}: the registry calls it insert_only, .*"
+                                         rf"\{{'id': 1\}} \({drift}\)"):
+        case.extract()
+    _nothing_published(case, before)
+
+
+def test_an_insert_a_serial_cursor_missed_is_landed_by_the_reconciliation(spark, source):
+    case = Case(spark, source, "id", kind="insert_only")
+    _first_batch(case)
+    case.sql(f"INSERT INTO {case.name} (id, v, n) VALUES (100000, 'far ahead', 1)")
+    _next_day(case)
+    case.extract()
+    case.sql(f"INSERT INTO {case.name} (id, v, n) VALUES (50, 'committed late, far behind', 2)")
+    _next_day(case)
+    case.extract()
+    assert 50 not in case.current_from_bronze()
+    _reconciling(case)
+    _next_day(case)
+    assert case.extract().rows_written == 1
+    assert case.current_from_bronze() == case.current_in_source()

@@ -12,7 +12,15 @@ Per table, driven by the registry (see ``cursors`` for what each cursor kind rea
   ``extract.max_delete_share`` of a table's keys (a table emptied at the source, a lost
   connection to half of it) is held: ``MassDeleteError``, nothing staged for the table, until
   the deletes are confirmed for it.
-* Schema drift is checked before anything is written (``drift``).
+* Reconciliation (on the batches ``extract.reconcile_every_days`` picks): an incremental table is
+  read whole, compared with bronze like a full one, its deletes included. It lands what its
+  cursor cannot see (a timestamp moved back past the lookback, an old row updated under a
+  serial cursor, an insert committed far behind it); in an append-only table a changed row, or
+  a deleted one unless the registry reconciles its deletes, is refused: ``DriftError``.
+* Schema drift is checked before anything is written (``lakehouse_core.schema``): a dropped or
+  renamed source column is refused like an incompatible type; a source table that no longer
+  exists, or a number wider than the decimal type it is read as, ends the table's batch with an
+  error naming table, column and value.
 
 * A table's first load with the COPY reader has nothing to compare with: it lands as
   files written by Spark tasks (``landing``), all such tables of a run in one Spark job.
@@ -87,6 +95,8 @@ class TablePlan:
     read: cursors.ReadPlan | None = None
     query: str | None = None
     deferred: Deferred = Deferred()
+    #: the batch reads the whole table and compares it with bronze (``extract.reconcile_every_days``)
+    reconcile: bool = False
 
     @property
     def branch(self) -> str:
@@ -159,7 +169,8 @@ def deleted_rows(bronze: DataFrame, spec: TableSpec, source_keys: DataFrame, tem
 
 def align_to_table(df: DataFrame, table_schema) -> DataFrame:
     """Order ``df`` like the bronze table with new columns last (where schema merge adds them);
-    a column dropped at the source lands as NULL."""
+    a column ``df`` lacks lands as NULL (a source column cannot be missing: ``check_evolution``
+    refuses a dropped one)."""
     present = set(df.columns)
     columns = [F.col(f.name) if f.name in present else F.lit(None).cast(f.dataType).alias(f.name)
                for f in table_schema.fields]
@@ -182,7 +193,8 @@ def plan_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec
     the source connection).
 
     A batch already published is a no-op: it is recognised before anything is planned (so an
-    older published batch rerun after newer ones is skipped, not refused by its watermark).
+    older published batch rerun after newer ones is skipped, not refused by its watermark). A
+    reconciling batch reads the whole table (as a first read would), keeping a serial watermark.
     Raises BatchOrderError, WatermarkError, SourceSchemaError (see ``extract_tables``).
     """
     ident = identifier("bronze", spec.name)
@@ -193,12 +205,43 @@ def plan_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec
     cursor_type = None
     if spec.cursor and not spec.uses_commit_cursor:
         cursor_type = source.column_type(settings, spec.name, spec.cursor, pool)
-    read = cursors.plan_read(spec, cursor_type, start.state("watermark"), state, interval, settings)
+    watermark = start.state("watermark")
+    reconcile = (watermark is not None and spec.load_mode is LoadMode.incremental
+                 and settings.extract.reconciles(interval, settings.source_zone))
+    read = cursors.plan_read(spec, cursor_type, None if reconcile else watermark, state, interval, settings)
+    if reconcile and read.watermark_is_max_of:
+        read = replace(read, watermark=watermark)  # (a serial watermark never moves back)
     query = source.select(spec, read.predicate, columns="src_t.*" + read.extra_columns)
     deferred = Deferred()
     if read.deferred:
         deferred = Deferred(*source.count_rows(settings, spec, read.deferred, read.future, pool=pool))
-    return TablePlan(spec, ident, interval.batch_id, start, read, query, deferred)
+    return TablePlan(spec, ident, interval.batch_id, start, read, query, deferred, reconcile)
+
+
+#: the keys a DriftError names
+MAX_DRIFT_KEYS = 5
+
+
+class DriftError(DataError):
+    """A reconciliation found source rows the registry's kind rules out (an update or a delete
+    in an insert-only table); nothing was staged for the table."""
+
+
+def _refuse_rewritten_history(spec: TableSpec, bronze: DataFrame, new_rows: DataFrame) -> None:
+    """Raise DriftError naming (a few of) the keys of an append-only table that a reconciliation
+    found changed at the source, or deleted unless the registry reconciles its deletes: its silver
+    table appends, it would hold a key twice. Keys bronze has never seen are missed inserts, and land."""
+    seen = bronze.select(*spec.primary_key).distinct()
+    rewritten = new_rows.join(seen, list(spec.primary_key), "left_semi")
+    if spec.reconcile_deletes:
+        rewritten = rewritten.where("_op <> 'delete'")
+    found = rewritten.select(*spec.primary_key, "_op").limit(MAX_DRIFT_KEYS).collect()
+    if found:
+        keys = ", ".join(f"{ {k: r[k] for k in spec.primary_key} } ({'deleted' if r['_op'] == 'delete' else 'changed'})"
+                         for r in found)
+        raise DriftError(f"bronze.{spec.name}: the registry calls it {spec.kind}, but the source changed or deleted "
+                         f"rows bronze holds: {keys}; nothing was staged for the table. Correct the registry "
+                         "(kind = \"mutable\", reconcile_deletes = true) or the source")
 
 
 class MassDeleteError(DataError):
@@ -247,10 +290,13 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
         extracted = align_to_table(extracted, table_schema)
         bronze = spark.read.table(ident)
         new_rows = changed_rows(bronze, spec, extracted)
-        if spec.load_mode is LoadMode.full or spec.reconcile_deletes:
+        if spec.load_mode is LoadMode.full or spec.reconcile_deletes or plan.reconcile:
             keys = extracted if spec.load_mode is LoadMode.full else read_source(
                 spark, settings, spec, source.select(spec, None, ", ".join(f"src_t.{source.quote(k)}" for k in spec.primary_key)))
             new_rows = new_rows.unionByName(deleted_rows(bronze, spec, keys, extracted, batch_id))
+        if plan.reconcile and spec.append_only:
+            new_rows = new_rows.localCheckpoint()
+            _refuse_rewritten_history(spec, bronze, new_rows)
     new_rows = new_rows.localCheckpoint()  # computed once: the write, the counts and the watermark
 
     seen = None
