@@ -58,3 +58,32 @@ def record(name: str, scale: float, result: dict) -> None:
     recorded = json.loads(path.read_text()) if path.exists() else {}
     recorded[f"scale_{scale:g}"] = result
     path.write_text(json.dumps(recorded, indent=1, ensure_ascii=False) + "\n")
+
+
+def simulated_shop(settings, scale: float, seed: int, days: int):
+    """Start the embedded PostgreSQL of ``settings`` and simulate ``days`` days of the shop from
+    SHOP_START at ``scale``; returns the server (stop it when done)."""
+    from lakehouse_core import postgres
+    from lakehouse_simulator.generate import generate
+    from lakehouse_simulator.schema import create_source_schema
+
+    server = postgres.EmbeddedPostgres.for_settings(settings)
+    server.start()
+    with postgres.connect(settings.source, settings) as conn:
+        create_source_schema(conn)
+        generate(conn, scale=scale, seed=seed, days=days)
+        conn.commit()
+    return server
+
+
+#: the first simulated day, and the shop's time zone (the simulator's)
+SHOP_START = dt.date(2023, 1, 1)
+SHOP_ZONE = dt.timezone(dt.timedelta(hours=7))
+
+
+def days_interval(first: dt.date, last: dt.date):
+    """The batch interval of the shop's days ``first`` to ``last``."""
+    from lakehouse_core.batch import DataInterval
+
+    return DataInterval(dt.datetime.combine(first, dt.time(), SHOP_ZONE).astimezone(dt.timezone.utc),
+                        dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), SHOP_ZONE).astimezone(dt.timezone.utc))

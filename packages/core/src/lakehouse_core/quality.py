@@ -127,7 +127,7 @@ class TableReport:
     state: dict[str, str] = field(default_factory=dict)  # lakehouse.* properties of the staged batch
     previous: dict[str, str] = field(default_factory=dict)  # those of the previous published batch
     batch_rows: int | None = None  # the rows the batch added, counted by the gate (append-only tables)
-    seconds: float | None = None  # how long the gate took to read and validate the table
+    seconds: float | None = None  # from the start of the table's scan to its result (a few scan at once)
     suite_digest: str | None = None  # the suite validated (``suite_digest``)
     #: the batch whose validation these outcomes are, when the table held the same rows as then
     validated_in: str | None = None

@@ -224,19 +224,18 @@ def decide(df: DataFrame, suite: dict[str, Any]) -> ScanDecision | None:
             judged = F.when(domain, F.struct(*detail))
             aggregates.append((F.count(judged) - F.count_distinct(judged)).alias(f"e{number}"))
     counts = df.agg(*aggregates).first().asDict()
-    passed = []
-    view = None
-    for number, (entry, expectation) in enumerate(zip(compiled, suite["expectations"])):
-        if entry is None:
-            if view is None:
-                view = f"lakehouse_scan_{uuid.uuid4().hex}"
-                df.createOrReplaceTempView(view)
-            query = expectation["kwargs"]["unexpected_rows_query"].format(batch=view)
-            passed.append(df.sparkSession.sql(query).isEmpty())
-        elif entry[0] == "schema":
-            passed.append(bool(entry[1]))
-        else:
-            passed.append(not counts[f"e{number}"])
-    if view is not None:
+    view = f"lakehouse_scan_{uuid.uuid4().hex}"  # the frame as ``{batch}`` in queries
+
+    def passed(number: int, entry: _Compiled | None, expectation: dict[str, Any]) -> bool:
+        if entry is None:  # unexpected_rows_expectation: its query returns no row
+            return df.sparkSession.sql(expectation["kwargs"]["unexpected_rows_query"].format(batch=view)).isEmpty()
+        if entry[0] == "schema":
+            return bool(entry[1])
+        return not counts[f"e{number}"]
+
+    df.createOrReplaceTempView(view)
+    try:
+        outcomes = tuple(passed(n, entry, e) for n, (entry, e) in enumerate(zip(compiled, suite["expectations"])))
+    finally:
         df.sparkSession.catalog.dropTempView(view)
-    return ScanDecision(int(counts["rows"]), tuple(passed))
+    return ScanDecision(int(counts["rows"]), outcomes)
