@@ -75,7 +75,7 @@ def start_layer_job(args: argparse.Namespace, layer: str, spark_lineage: bool = 
     from lakehouse_core.spark import ParentRun, get_spark
 
     settings = get_settings()
-    faults.arm(settings.crash_at)
+    faults.arm(settings.crash_at, settings.pause_at)
     hold_leases(settings, [layer.removesuffix("_gate")], f"{layer} job")
     registry = Registry.load(settings)
     names = getattr(args, "tables", None)

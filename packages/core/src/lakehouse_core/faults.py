@@ -1,4 +1,5 @@
-"""Named crash points, for the tests that prove a crash at any moment loses and duplicates nothing.
+"""Named fault points, for the tests that prove a crash, or a database restart, at any moment loses
+and duplicates nothing.
 
 A layer job started with ``LAKEHOUSE_CRASH_AT=<point>`` (``settings.crash_at``) kills itself with
 SIGKILL, as an OOM killer or a lost node would, the first time one of its threads reaches that
@@ -14,7 +15,13 @@ part of its work:
 * ``gate.validated``: every staged table validated, none published;
 * ``gate.published_some``: the first table of the batch published, the others still staged.
 
-Only the CLI arms a point (``arm``, from the settings a job starts with): library calls never crash.
+A job started with ``LAKEHOUSE_PAUSE_AT=<point>`` (``settings.pause_at``) stops itself with SIGSTOP
+the first time it reaches that point, after a line on stderr naming it: a test then restarts the
+catalog database under it (every connection of the catalog's pool dropped) and resumes it with
+SIGCONT, so the commit that follows the point meets the restart deterministically.
+
+Only the CLI arms a point (``arm``, from the settings a job starts with): library calls never crash
+or stop.
 """
 
 from __future__ import annotations
@@ -29,18 +36,26 @@ CrashPoint = Literal["landing.files_written", "stage.branch_started", "stage.wri
 CRASH_POINTS: tuple[str, ...] = get_args(CrashPoint)
 
 _armed: str | None = None
+_pause: str | None = None
 
 
-def arm(point: CrashPoint | None) -> None:
-    """Make the process crash at ``point`` (None: at no point)."""
-    global _armed
-    _armed = point
+def arm(point: CrashPoint | None, pause: CrashPoint | None = None) -> None:
+    """Make the process crash at ``point`` and stop once at ``pause`` (None: at no point)."""
+    global _armed, _pause
+    _armed, _pause = point, pause
 
 
 def crash_point(point: CrashPoint) -> None:
-    """Kill the process with SIGKILL when ``point`` is the armed one."""
+    """Kill the process with SIGKILL when ``point`` is the armed one; stop it with SIGSTOP (once)
+    when it is the one to pause at."""
+    global _pause
     if point not in CRASH_POINTS:  # a typo in a call site must not disarm a test silently
         raise ValueError(f"unknown crash point {point!r}; known: {', '.join(CRASH_POINTS)}")
+    if _pause == point:
+        _pause = None
+        print(f"LAKEHOUSE_PAUSE_AT={point}: stopped (fault injection), pid {os.getpid()}; SIGCONT resumes it",
+              file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGSTOP)
     if _armed == point:
         print(f"LAKEHOUSE_CRASH_AT={point}: killing the process (fault injection)", file=sys.stderr, flush=True)
         os.killpg(os.getpgrp(), signal.SIGKILL) if os.getpgrp() == os.getpid() else os.kill(os.getpid(), signal.SIGKILL)

@@ -23,6 +23,7 @@ from pyspark.sql import types as T
 from lakehouse_core.batch import check_not_older
 from lakehouse_core.errors import BatchError, UpstreamNotPublishedError
 from lakehouse_core.faults import crash_point
+from lakehouse_core.locks import check_leases
 from lakehouse_core.settings import CATALOG_NAME
 from lakehouse_core.spark import catalog_uri_for_cloned_sessions
 
@@ -420,7 +421,8 @@ def stage(spark: SparkSession, ident: str, batch_id: str, write: Callable[[str],
     earlier attempt is discarded), let ``write`` write to the branch identifier it is given, then
     commit the batch's state (``lakehouse.batch_id``, ``lakehouse.package_version`` of ``package``
     and ``properties``, or what ``properties()`` returns once ``write`` is done) on the branch.
-    Publishing is the gate's. Returns the branch head's id.
+    Publishing is the gate's. Returns the branch head's id. Raises LeaseLostError, before the
+    state is committed, when this job lost its layer's lease (``locks.check_leases``).
     """
     branch = audit_branch(batch_id)
     start_audit_branch(spark, ident, branch)
@@ -429,6 +431,7 @@ def stage(spark: SparkSession, ident: str, batch_id: str, write: Callable[[str],
     crash_point("stage.written")
     if callable(properties):
         properties = properties()
+    check_leases()
     state = {f"{PROPERTY_PREFIX}batch_id": batch_id, f"{PROPERTY_PREFIX}package_version": version(package)}
     head = commit_properties(spark, ident, branch, state | (properties or {}))
     crash_point("stage.committed")
@@ -453,8 +456,10 @@ def publish(spark: SparkSession, ident: str, branch: str) -> PublishResult:
     """Fast-forward ``main`` to ``branch``, move the ``last_publish`` tag and drop the branch in one commit.
 
     Idempotent: when the branch is gone because an earlier attempt published it, nothing happens.
-    Raises PublishError when ``main`` is not an ancestor of the branch (another writer moved it).
+    Raises PublishError when ``main`` is not an ancestor of the branch (another writer moved it),
+    LeaseLostError when this job lost its layer's lease (``locks.check_leases``).
     """
+    check_leases()
     table = java_table(spark, ident)
     if not table.refs().containsKey(branch):
         return PublishResult(ident, snapshot_id(spark, ident), already_published=True)

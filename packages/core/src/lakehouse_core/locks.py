@@ -10,13 +10,19 @@ it with backoff). Jobs of different layers run side by side (silver reads bronze
 it transforms published it, ``iceberg.published_head``).
 
 The lease is a session-level advisory lock: it goes with the job's database connection, so a
-job killed with SIGKILL releases it as the server sees the connection close.
+job killed with SIGKILL releases it as the server sees the connection close. It goes too when the
+catalog database restarts or drops the connection under a running job, while the job goes on: so
+the write protocol checks the leases the process holds (``check_leases``) before each of its
+commits (``iceberg.stage``'s state, ``iceberg.publish``), and a job that lost one stops with
+``LeaseLostError`` (retryable: its rerun stages the batch again) instead of committing what
+another job may be writing by then.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable, Iterator
+import threading
+from typing import Any, Iterable, Iterator
 
 from lakehouse_core import postgres
 from lakehouse_core.errors import LakehouseError
@@ -29,6 +35,33 @@ class ConcurrentRunError(LakehouseError):
     """Another job holds the lease of a layer this job writes; a retry after it finishes succeeds."""
 
     retryable = True
+
+
+class LeaseLostError(LakehouseError):
+    """The connection holding a lease of this job dropped (the catalog database restarted): the
+    lease may be another job's by now, so nothing more is committed; a rerun succeeds."""
+
+    retryable = True
+
+
+#: the leases this process holds: (the job that took them, the connection holding them) by id
+_held: dict[int, tuple[str, Any]] = {}
+_held_lock = threading.Lock()  # (a layer job commits from a few threads)
+
+
+def check_leases() -> None:
+    """Raise LeaseLostError naming the job when a lease this process holds was lost (its
+    connection dropped); nothing when it holds none (a library caller without leases)."""
+    with _held_lock:
+        for job, conn in _held.values():
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+            except Exception as exc:  # (psycopg2's OperationalError, InterfaceError: the connection is gone)
+                reason = postgres.lost_connection(exc) or f"{type(exc).__name__}: {exc}".strip()
+                raise LeaseLostError(
+                    f"{job}: lost its lease on the catalog database ({reason}); nothing more was committed, "
+                    "run again") from None
 
 
 @contextlib.contextmanager
@@ -52,6 +85,10 @@ def layer_leases(settings: LakehouseSettings, layers: Iterable[str], job: str) -
                     raise ConcurrentRunError(
                         f"{job}: another job is writing the {layer} layer (its lease on the catalog database "
                         f"is held); nothing was written; run again once it has finished")
+        with _held_lock:
+            _held[id(conn)] = (job, conn)
         yield
     finally:
+        with _held_lock:
+            _held.pop(id(conn), None)
         conn.close()  # releases every lease the session holds

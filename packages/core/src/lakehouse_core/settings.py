@@ -213,6 +213,8 @@ class LakehouseSettings(BaseSettings):
     pii_secret: SecretStr | None = None
     # fault-injection tests only: kill -9 the job at this named point (lakehouse_core.faults)
     crash_at: CrashPoint | None = None
+    # fault-injection tests only: stop the job once at this named point until SIGCONT
+    pause_at: CrashPoint | None = None
     source_zone: str = "Asia/Ho_Chi_Minh"
     business_zone: str = "Asia/Ho_Chi_Minh"
     source: SourceDatabase = SourceDatabase()
