@@ -18,7 +18,7 @@ from lakehouse_bronze.extract import DriftError
 from lakehouse_bronze.source import SourceSchemaError, SourceValueError
 from lakehouse_core import iceberg
 from lakehouse_core.quality import QualityGateFailed, run_gate
-from lakehouse_core.schema import SchemaDriftError
+from lakehouse_core.schema import SchemaDriftError, column
 
 from source_cases import Case
 
@@ -251,4 +251,28 @@ def test_an_insert_a_serial_cursor_missed_is_landed_by_the_reconciliation(spark,
     _reconciling(case)
     _next_day(case)
     assert case.extract().rows_written == 1
+    assert case.current_from_bronze() == case.current_in_source()
+
+
+ODD_NAME = 'odd "quoted" `back`ticked` Name; DROP TABLE x'
+
+
+@pytest.mark.parametrize("reader", ["jdbc", "copy"])
+def test_a_column_with_quotes_and_backticks_in_its_name_lands_under_that_name(spark, source, reader):
+    """A source column named with double quotes, backticks, spaces, capitals and a semicolon (added
+    between two batches, and there from the first load) is quoted and escaped everywhere: it lands
+    in bronze under its own name with its values, and no statement is broken by it."""
+    case = Case(spark, source, "updated_at", reader=reader)
+    quoted = '"' + ODD_NAME.replace('"', '""') + '"'
+    case.sql(f"ALTER TABLE {case.name} ADD COLUMN {quoted} text")
+    case.sql(f"INSERT INTO {case.name} (v, n, updated_at, {quoted}) VALUES ('a', 1, %s, 'first')",
+             (case.now - timedelta(hours=1),))
+    case.extract()
+    case.sql(f"ALTER TABLE {case.name} ADD COLUMN {quoted.replace('odd', 'new')} int")
+    _next_day(case)
+    case.sql(f"INSERT INTO {case.name} (v, n, updated_at, {quoted}, {quoted.replace('odd', 'new')}) "
+             "VALUES ('b', 2, %s, 'second', 7)", (case.now - timedelta(hours=1),))
+    case.extract()
+    rows = spark.read.table(case.ident).select("v", column(ODD_NAME), column(ODD_NAME.replace("odd", "new"))).collect()
+    assert sorted(tuple(r) for r in rows) == [("a", "first", None), ("b", "second", 7)]
     assert case.current_from_bronze() == case.current_in_source()

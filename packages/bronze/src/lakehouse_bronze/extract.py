@@ -51,7 +51,7 @@ from lakehouse_core.errors import ConfigurationError, DataError
 from lakehouse_core.faults import crash_point
 from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.registry import LoadMode, TableSpec, identifier
-from lakehouse_core.schema import check_evolution
+from lakehouse_core.schema import check_evolution, column
 from lakehouse_core.settings import LakehouseSettings
 from lakehouse_bronze import cursors, landing, source
 from lakehouse_bronze.copy_reader import plan_copy, task_errors
@@ -147,8 +147,9 @@ def changed_rows(bronze: DataFrame, spec: TableSpec, extracted: DataFrame) -> Da
     compared = [c for c in source_columns if c in bronze.columns]
     new = [c for c in source_columns if c not in bronze.columns]
     candidates = bronze.join(extracted.select(*spec.primary_key), list(spec.primary_key), "left_semi")
-    latest = latest_versions(candidates, spec.primary_key).select(*[F.col(c).alias(f"_bronze_{c}") for c in compared])
-    same = [extracted[c].eqNullSafe(latest[f"_bronze_{c}"]) for c in compared] + [extracted[c].isNull() for c in new]
+    latest = latest_versions(candidates, spec.primary_key).select(*[column(c).alias(f"_bronze_{c}") for c in compared])
+    same = ([column(c, extracted).eqNullSafe(column(f"_bronze_{c}", latest)) for c in compared]
+            + [column(c, extracted).isNull() for c in new])
     return extracted.join(latest, functools.reduce(lambda a, b: a & b, same), "left_anti")
 
 
@@ -172,10 +173,10 @@ def align_to_table(df: DataFrame, table_schema) -> DataFrame:
     a column ``df`` lacks lands as NULL (a source column cannot be missing: ``check_evolution``
     refuses a dropped one)."""
     present = set(df.columns)
-    columns = [F.col(f.name) if f.name in present else F.lit(None).cast(f.dataType).alias(f.name)
+    columns = [column(f.name) if f.name in present else F.lit(None).cast(f.dataType).alias(f.name)
                for f in table_schema.fields]
     known = {f.name for f in table_schema.fields}
-    return df.select(*columns, *[c for c in df.columns if c not in known])
+    return df.select(*columns, *[column(c) for c in df.columns if c not in known])
 
 
 def read_source(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec, query: str) -> DataFrame:

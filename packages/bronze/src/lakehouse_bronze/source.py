@@ -179,19 +179,31 @@ def select(spec: TableSpec, predicate: str | None, columns: str = "src_t.*") -> 
 
 
 def read_jdbc(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec, query: str) -> DataFrame:
-    """Read ``query`` over JDBC, split into key ranges on a single numeric primary key."""
+    """Read ``query`` over JDBC, split into key ranges on a single numeric primary key.
+
+    Spark's PostgreSQL dialect quotes a column name without escaping the double quotes in it: a
+    column so named is read under a positional alias and given its own name back."""
     db = postgres.resolve(settings.source, settings)
+    with postgres.connect(settings.source, settings) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM ({query}) q LIMIT 0")
+        names = [column.name for column in cur.description]
+        aliased = [f"_lakehouse_column_{i}" if '"' in name else name for i, name in enumerate(names)]
+        if aliased != names:
+            query = "SELECT " + ", ".join(f"q.{quote(n)} AS {quote(a)}" for n, a in zip(names, aliased)) + f" FROM ({query}) q"
+        bounds = None
+        if len(spec.primary_key) == 1:
+            key = quote(spec.primary_key[0])
+            cur.execute(f"SELECT min({key}), max({key}), count(*) FROM ({query}) q")
+            bounds = cur.fetchone()
     reader = (spark.read.format("jdbc").option("url", postgres.jdbc_url(db)).option("user", db.user)
               .option("driver", "org.postgresql.Driver").option("fetchsize", settings.spark.jdbc_fetch_size)
               .option("preferTimestampNTZ", "true").option("dbtable", f"({query}) AS src"))
     if db.password:
         reader = reader.option("password", db.password.get_secret_value())
-    if len(spec.primary_key) == 1:
-        key = quote(spec.primary_key[0])
-        with postgres.connect(settings.source, settings) as conn, conn.cursor() as cur:
-            cur.execute(f"SELECT min({key}), max({key}), count(*) FROM ({query}) q")
-            low, high, count = cur.fetchone()
+    if bounds is not None:
+        low, high, count = bounds
         if isinstance(low, int) and count > JDBC_SPLIT_THRESHOLD:
             reader = (reader.option("partitionColumn", spec.primary_key[0]).option("lowerBound", low)
                       .option("upperBound", high + 1).option("numPartitions", settings.spark.jdbc_partitions))
-    return reader.load()
+    df = reader.load()
+    return df.toDF(*names) if aliased != names else df

@@ -9,8 +9,17 @@ table) a dropped or renamed column.
 from __future__ import annotations
 
 from lakehouse_core.errors import DataError
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql.types import (DataType, DecimalType, DoubleType, FloatType, IntegerType, LongType,
                                ShortType, StructType)
+
+
+def column(name: str, df: DataFrame | None = None) -> Column:
+    """The column ``name`` (of ``df``) whatever characters it holds: a source column may be named
+    with dots, backticks or quotes, which Spark would otherwise parse."""
+    quoted = "`" + name.replace("`", "``") + "`"
+    return F.col(quoted) if df is None else df[quoted]
 
 
 class SchemaDriftError(DataError):
