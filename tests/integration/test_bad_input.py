@@ -18,8 +18,10 @@ from lakehouse_bronze.extract import DriftError
 from lakehouse_bronze.source import SourceSchemaError, SourceValueError
 from lakehouse_core import iceberg
 from lakehouse_core.quality import QualityGateFailed, run_gate
+from lakehouse_core.registry import identifier
 from lakehouse_core.schema import SchemaDriftError, column
 
+from lakehouse_silver.transform import transform_table
 from source_cases import Case
 
 pytestmark = pytest.mark.spark
@@ -257,22 +259,36 @@ def test_an_insert_a_serial_cursor_missed_is_landed_by_the_reconciliation(spark,
 ODD_NAME = 'odd "quoted" `back`ticked` Name; DROP TABLE x'
 
 
+def _to_silver(case: Case) -> None:
+    """Merge the case's latest bronze batch into silver and publish it."""
+    interval = case.interval()
+    transform_table(case.spark, case.settings, case.spec, interval)
+    iceberg.publish(case.spark, identifier("silver", case.name), iceberg.audit_branch(interval.batch_id))
+
+
 @pytest.mark.parametrize("reader", ["jdbc", "copy"])
 def test_a_column_with_quotes_and_backticks_in_its_name_lands_under_that_name(spark, source, reader):
-    """A source column named with double quotes, backticks, spaces, capitals and a semicolon (added
-    between two batches, and there from the first load) is quoted and escaped everywhere: it lands
-    in bronze under its own name with its values, and no statement is broken by it."""
+    """A source column named with double quotes, backticks, spaces, capitals and a semicolon (there
+    from the first load, and one added between two batches) is quoted and escaped everywhere: it
+    lands in bronze and silver under its own name with its values, and no statement breaks on it."""
     case = Case(spark, source, "updated_at", reader=reader)
-    quoted = '"' + ODD_NAME.replace('"', '""') + '"'
-    case.sql(f"ALTER TABLE {case.name} ADD COLUMN {quoted} text")
-    case.sql(f"INSERT INTO {case.name} (v, n, updated_at, {quoted}) VALUES ('a', 1, %s, 'first')",
+    odd, new = ('"' + name.replace('"', '""') + '"' for name in (ODD_NAME, ODD_NAME.replace("odd", "new")))
+    case.sql(f"ALTER TABLE {case.name} ADD COLUMN {odd} text")
+    case.sql(f"INSERT INTO {case.name} (v, n, updated_at, {odd}) VALUES ('a', 1, %s, 'first')",
              (case.now - timedelta(hours=1),))
     case.extract()
-    case.sql(f"ALTER TABLE {case.name} ADD COLUMN {quoted.replace('odd', 'new')} int")
+    _to_silver(case)
+    case.sql(f"ALTER TABLE {case.name} ADD COLUMN {new} int")
     _next_day(case)
-    case.sql(f"INSERT INTO {case.name} (v, n, updated_at, {quoted}, {quoted.replace('odd', 'new')}) "
-             "VALUES ('b', 2, %s, 'second', 7)", (case.now - timedelta(hours=1),))
+    case.sql(f"INSERT INTO {case.name} (v, n, updated_at, {odd}, {new}) VALUES ('b', 2, %s, 'second', 7)",
+             (case.now - timedelta(hours=1),))
+    case.sql(f"UPDATE {case.name} SET {odd} = 'first, changed', updated_at = %s WHERE v = 'a'",
+             (case.now - timedelta(hours=1),))
     case.extract()
-    rows = spark.read.table(case.ident).select("v", column(ODD_NAME), column(ODD_NAME.replace("odd", "new"))).collect()
-    assert sorted(tuple(r) for r in rows) == [("a", "first", None), ("b", "second", 7)]
+    _to_silver(case)
     assert case.current_from_bronze() == case.current_in_source()
+    for layer, expected in (("bronze", {("a", "first", None), ("a", "first, changed", None), ("b", "second", 7)}),
+                            ("silver", {("a", "first, changed", None), ("b", "second", 7)})):
+        table = spark.read.table(identifier(layer, case.name))
+        rows = table.select("v", column(ODD_NAME), column(ODD_NAME.replace("odd", "new"))).collect()
+        assert {tuple(r) for r in rows} == expected, layer

@@ -15,11 +15,15 @@ from pyspark.sql.types import (DataType, DecimalType, DoubleType, FloatType, Int
                                ShortType, StructType)
 
 
+def quoted(name: str) -> str:
+    """``name`` as a Spark SQL identifier, in backticks (its own backticks doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
 def column(name: str, df: DataFrame | None = None) -> Column:
     """The column ``name`` (of ``df``) whatever characters it holds: a source column may be named
     with dots, backticks or quotes, which Spark would otherwise parse."""
-    quoted = "`" + name.replace("`", "``") + "`"
-    return F.col(quoted) if df is None else df[quoted]
+    return F.col(quoted(name)) if df is None else df[quoted(name)]
 
 
 class SchemaDriftError(DataError):

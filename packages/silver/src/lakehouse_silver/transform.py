@@ -27,7 +27,7 @@ from lakehouse_core import iceberg, lineage, quality
 from lakehouse_core.batch import DataInterval
 from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.registry import TableSpec, identifier
-from lakehouse_core.schema import check_evolution, widened_columns
+from lakehouse_core.schema import check_evolution, column, quoted, widened_columns
 from lakehouse_core.settings import LakehouseSettings
 from lakehouse_silver import pii, quarantine, reconcile
 from lakehouse_silver.vocabulary import canonical, enum_columns
@@ -67,7 +67,7 @@ def conform(df: DataFrame, spec: TableSpec, settings: LakehouseSettings) -> Data
     key = pii.pii_key(settings) if spec.pii else b""
     enums = enum_columns(spec.name)
     for field in df.schema.fields:
-        name, col = field.name, F.col(field.name)
+        name, col = field.name, column(field.name)
         if name in BRONZE_META or name in (quarantine.RAW_COLUMN, quarantine.RETRY_COLUMN):
             continue
         if isinstance(field.dataType, TimestampNTZType):
@@ -167,9 +167,9 @@ def _evolve(spark: SparkSession, silver: str, incoming: DataFrame) -> list[str]:
     existing = spark.table(silver).schema
     added = check_evolution(silver, existing, incoming.schema)
     for name in added:
-        spark.sql(f"ALTER TABLE {silver} ADD COLUMN `{name}` {incoming.schema[name].dataType.simpleString()}")
+        spark.sql(f"ALTER TABLE {silver} ADD COLUMN {quoted(name)} {incoming.schema[name].dataType.simpleString()}")
     for name, data_type in widened_columns(existing, incoming.schema).items():
-        spark.sql(f"ALTER TABLE {silver} ALTER COLUMN `{name}` TYPE {data_type.simpleString()}")
+        spark.sql(f"ALTER TABLE {silver} ALTER COLUMN {quoted(name)} TYPE {data_type.simpleString()}")
     return added
 
 
@@ -184,15 +184,15 @@ def merge_into(spark: SparkSession, target: str, changes: DataFrame, spec: Table
     content = [c for c in columns if c not in SILVER_META]
     view = f"silver_changes_{re.sub(r'[^a-z0-9_]', '_', spec.name)}"
     changes.createOrReplaceTempView(view)
-    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in spec.primary_key)
-    assignments = ", ".join(f"t.`{c}` = s.`{c}`" for c in columns)
+    on = " AND ".join(f"t.{quoted(k)} = s.{quoted(k)}" for k in spec.primary_key)
+    assignments = ", ".join(f"t.{quoted(c)} = s.{quoted(c)}" for c in columns)
     spark.sql(f"""
         MERGE INTO {target} t
         USING {view} s ON {on}
         WHEN MATCHED AND s._op = 'delete' THEN DELETE
-        WHEN MATCHED AND ({" OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in content)}) THEN UPDATE SET {assignments}
-        WHEN NOT MATCHED AND s._op <> 'delete' THEN INSERT ({", ".join(f"`{c}`" for c in columns)})
-             VALUES ({", ".join(f"s.`{c}`" for c in columns)})
+        WHEN MATCHED AND ({" OR ".join(f"NOT (t.{quoted(c)} <=> s.{quoted(c)})" for c in content)}) THEN UPDATE SET {assignments}
+        WHEN NOT MATCHED AND s._op <> 'delete' THEN INSERT ({", ".join(quoted(c) for c in columns)})
+             VALUES ({", ".join(f"s.{quoted(c)}" for c in columns)})
     """)
 
 
