@@ -3,7 +3,8 @@
 A new column flows through with no code change; a safe widening (int → bigint,
 float → double, decimal precision up at the same scale) is applied; any other
 type change fails naming table, column and both types, and so does (for a source
-table) a dropped or renamed column.
+table) a dropped or renamed column. A source column may be named with any characters: Spark
+code refers to one through ``column``/``quoted``, never by its bare name.
 """
 
 from __future__ import annotations
