@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS / "pipeline.json")
     parser.add_argument("--chart", type=Path, default=None, help="default: the output's name with .png")
     parser.add_argument("--keep", action="store_true", help="keep the state folders")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other scales already in --output (a scale run again is replaced) and "
+                             "compute the figures over all of them")
     args = parser.parse_args(argv)
     try:
         scales = [float(s) for s in args.scales.split(",")]
@@ -90,16 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_dlt and importlib.util.find_spec("dlt") is None:
         parser.error("the dlt peer needs the bench group (uv sync --frozen --group bench), or give --skip-dlt")
 
+    command = "python bench/pipeline.py " + " ".join(argv if argv is not None else sys.argv[1:])
     runs = []
+    if args.merge and args.output.exists():
+        runs = [r for r in json.loads(args.output.read_text())["scales"] if r["scale"] not in scales]
     for scale in scales:
         result: dict = {}
         harness.in_fresh_home(f"pipeline-{scale:g}", args.keep,
                               lambda home: result.update(run_scale(args, scale, lakehouse, home)) or 0)
-        runs.append(result)
+        runs.append(result | {"command": command, **harness.provenance()})
         print_scale(result)
+    runs.sort(key=lambda r: r["scale"])
     summary = summarise(runs)
-    recorded = {"command": "python bench/pipeline.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                "lakehouse": str(lakehouse), **summary, "scales": runs, **harness.provenance()}
+    recorded = {"command": command, "lakehouse": str(lakehouse), **summary, "scales": runs, **harness.provenance()}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(recorded, indent=1) + "\n")
     chart(runs, args.chart or args.output.with_suffix(".png"))
