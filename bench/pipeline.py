@@ -29,6 +29,7 @@ on stdout.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import datetime as dt
 import importlib.util
@@ -40,7 +41,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import harness  # bench/harness.py (this folder is on sys.path when run as a script)
@@ -122,13 +123,13 @@ def _default_lakehouse() -> Path:
 
 @dataclass
 class Peaks:
-    """The highest resident memory seen per kind of process in a step's process tree."""
+    """The highest resident memory seen per kind of process in a step's process tree (written by the
+    one sampler thread, read once it has stopped)."""
 
     driver: int = 0
     jvm: int = 0
     python_workers: int = 0
     jvm_seen: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def sample(self, root) -> None:
         import psutil
@@ -145,10 +146,9 @@ class Peaks:
                         workers += child.memory_info().rss
         except psutil.Error:
             return
-        with self.lock:
-            self.driver, self.jvm = max(self.driver, driver), max(self.jvm, jvm)
-            self.python_workers = max(self.python_workers, workers)
-            self.jvm_seen = self.jvm_seen or jvm > 0
+        self.driver, self.jvm = max(self.driver, driver), max(self.jvm, jvm)
+        self.python_workers = max(self.python_workers, workers)
+        self.jvm_seen = self.jvm_seen or jvm > 0
 
 
 def run_step(lakehouse: Path, name: str, arguments: list[str], log: Path) -> dict:
@@ -171,10 +171,10 @@ def run_step(lakehouse: Path, name: str, arguments: list[str], log: Path) -> dic
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        tail: list[str] = []
+        tail: collections.deque[str] = collections.deque(maxlen=40)
         for line in proc.stdout:
             out.write(f"{time.perf_counter() - began:8.2f}  {line}")
-            tail = (tail + [line])[-40:]
+            tail.append(line)
         code = proc.wait()
         done.set()
         sampler.join()
