@@ -293,6 +293,38 @@ def test_second_batch_merges_source_changes(spark, shop, tmp_path):
     assert bronze_versions == 2  # the original and the update; the lookback overlap added no copies
 
 
+def test_tables_a_batch_left_unchanged_commit_their_state_alone(spark, shop):
+    """A table whose source did not change in batch 2 gets no data files in bronze nor in silver,
+    only the batch's state: silver read up to bronze's batch-2 snapshot and carried its freshness
+    lag one day forward (its newest event is the same, the logical date moved on). That silver
+    still equals a rebuild from bronze is checked below."""
+    def commits(ident: str, batch: str) -> list:
+        return [r for r in spark.sql(f"SELECT snapshot_id, parent_id, summary FROM {ident}.snapshots").collect()
+                if r.summary.get("lakehouse.batch_id") == batch]
+
+    unchanged = [t for t in Registry.load(shop) if spark.table(identifier("bronze", t.name))
+                 .where(F.col("_batch_id") == DAY2.batch_id).isEmpty()]
+    assert len(unchanged) >= 5 and "brand" in {t.name for t in unchanged}
+    lags = 0
+    for spec in unchanged:
+        bronze, silver = identifier("bronze", spec.name), identifier("silver", spec.name)
+        for ident in (bronze, silver):  # one commit on top of batch 1's: the state (no empty write, no MERGE)
+            (state_commit,) = commits(ident, DAY2.batch_id)
+            assert state_commit.parent_id == dict(iceberg.published_snapshots(
+                spark, ident, state_commit.snapshot_id))[DAY1.batch_id], ident
+            assert int(state_commit.summary.get("added-data-files", 0)) == 0, ident
+        state = iceberg.summary(spark, silver)
+        assert state["lakehouse.merged_rows"] == "0"
+        assert json.loads(state["lakehouse.upstream_snapshot"]) == iceberg.published_head(spark, bronze, DAY2.batch_id)
+        lag = state.get("lakehouse.measure.freshness_lag_days")
+        if spec.event_time and lag is not None:
+            (day1,) = [c.summary for c in commits(silver, DAY1.batch_id)
+                       if "lakehouse.measure.freshness_lag_days" in c.summary]
+            assert int(lag) == int(day1["lakehouse.measure.freshness_lag_days"]) + 1, spec.name
+            lags += 1
+    assert lags, "no unchanged table with an event time: the carried freshness lag went unchecked"
+
+
 def test_older_published_batch_rerun_after_a_newer_one_is_a_no_op(spark, shop):
     """Clearing an old task in Airflow: batch 1 again after batch 2 skips every table of every
     layer (the timestamp-cursor tables included, whose watermark moved on), changing nothing."""
@@ -720,8 +752,9 @@ cursor = "xmin"
 
 
 def test_incompatible_silver_change_fails_with_nothing_written(spark, shop, monkeypatch):
-    """A transformer turning a decimal column into text cannot evolve silver: the run fails
-    naming the table, the column and both types, before writing silver or quarantine."""
+    """A transformer turning a decimal column into text cannot evolve silver: the batch that brings
+    customers to merge fails naming the table, the column and both types, before writing silver or
+    quarantine (a batch that lands no customer leaves the table as published, untransformed)."""
     from lakehouse_core.schema import SchemaDriftError
     from lakehouse_silver import transform
 
@@ -732,6 +765,9 @@ def test_incompatible_silver_change_fails_with_nothing_written(spark, shop, monk
 
     spec = Registry.load(shop).get("customers")
     later = DataInterval.parse("2023-01-09T00:00:00+07:00", "2023-01-10T00:00:00+07:00")
+    with postgres.connect(shop.source, shop) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE customers SET total_spent = total_spent + 1 WHERE id = (SELECT min(id) FROM customers)")
+        conn.commit()
     extract_table(spark, shop, spec, later, source_state(shop))
     run_gate(spark, shop, "bronze", later.batch_id, ["customers"])
     watched = ["lakehouse.silver.customers", "lakehouse.quarantine.silver_customers"]

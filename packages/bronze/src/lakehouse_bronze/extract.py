@@ -289,9 +289,16 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
         table_schema = spark.table(ident).schema
         new_columns = check_evolution(f"source table {spec.name}", table_schema, extracted.schema, keep_columns=True)
         extracted = align_to_table(extracted, table_schema)
+        reads_keys = spec.load_mode is LoadMode.full or spec.reconcile_deletes or plan.reconcile
+        if not (reads_keys or new_columns) and extracted.isEmpty():
+            # nothing read (a quiet day of an incremental table): nothing changed, bronze is not read,
+            # the batch stages its state alone
+            watermark = plan.watermark(None)
+            iceberg.stage(spark, ident, batch_id, None, PACKAGE, plan.state_properties(watermark, 0, 0))
+            return plan.result(0, 0, watermark)
         bronze = spark.read.table(ident)
         new_rows = changed_rows(bronze, spec, extracted)
-        if spec.load_mode is LoadMode.full or spec.reconcile_deletes or plan.reconcile:
+        if reads_keys:
             keys = extracted if spec.load_mode is LoadMode.full else read_source(
                 spark, settings, spec, source.select(spec, None, ", ".join(f"src_t.{source.quote(k)}" for k in spec.primary_key)))
             new_rows = new_rows.unionByName(deleted_rows(bronze, spec, keys, extracted, batch_id))
@@ -308,8 +315,11 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
     by_op = {r["_op"]: r["count"] for r in new_rows.groupBy("_op").count().collect()}
     if plan.spec.name not in confirmed_deletes:
         _hold_mass_delete(spark, settings, plan, by_op.get("delete", 0))
-    iceberg.stage(spark, ident, batch_id, lambda branch: new_rows.writeTo(branch).option("mergeSchema", "true").append(),
-                  PACKAGE, plan.state_properties(watermark, extracted.count(), sum(by_op.values())))
+    # no rows and no new source column: the batch's state alone (an empty append would commit nothing else)
+    append = None if not (by_op or new_columns) else (
+        lambda branch: new_rows.writeTo(branch).option("mergeSchema", "true").append())
+    iceberg.stage(spark, ident, batch_id, append, PACKAGE,
+                  plan.state_properties(watermark, extracted.count(), sum(by_op.values())))
     return plan.result(by_op.get("upsert", 0), by_op.get("delete", 0), watermark, tuple(new_columns))
 
 

@@ -264,9 +264,19 @@ def same_rows_as_published(spark: SparkSession, ident: str, branch: str) -> bool
     rows in other files). False when nothing was published yet."""
     table = java_table(spark, ident)
     published, snap = table.snapshot(PUBLISH_TAG), table.snapshot(branch)
-    if published is None:
-        return False
-    while snap is not None and snap.snapshotId() != published.snapshotId():
+    return published is not None and snap is not None and _same_rows(table, published.snapshotId(), snap.snapshotId())
+
+
+def same_rows_between(spark: SparkSession, ident: str, since: int, until: int) -> bool:
+    """Whether snapshot ``until`` holds the rows of its ancestor ``since``: every commit after
+    ``since`` up to ``until`` is a state commit without files or a compaction. False when
+    ``since`` is not an ancestor of ``until`` (or was expired)."""
+    return _same_rows(java_table(spark, ident), since, until)
+
+
+def _same_rows(table: Any, since: int, until: int) -> bool:
+    snap = table.snapshot(until)
+    while snap is not None and snap.snapshotId() != since:
         summary = snap.summary()
         if snap.operation() != "replace" and any(int(summary.get(k) or 0) for k in _FILE_CHANGES):
             return False
@@ -415,19 +425,21 @@ def require_published(spark: SparkSession, ident: str, batch_id: str, consumer: 
             "run (and gate) the upstream layer for this interval first")
 
 
-def stage(spark: SparkSession, ident: str, batch_id: str, write: Callable[[str], None], package: str,
+def stage(spark: SparkSession, ident: str, batch_id: str, write: Callable[[str], None] | None, package: str,
           properties: dict[str, str] | Callable[[], dict[str, str]] | None = None) -> int:
     """Stage a batch of ``ident`` on its audit branch: (re)start the branch at ``main`` (an unpublished
     earlier attempt is discarded), let ``write`` write to the branch identifier it is given, then
     commit the batch's state (``lakehouse.batch_id``, ``lakehouse.package_version`` of ``package``
     and ``properties``, or what ``properties()`` returns once ``write`` is done) on the branch.
+    ``write`` None: the batch changes no rows of the table, its state alone is staged (no files).
     Publishing is the gate's. Returns the branch head's id. Raises LeaseLostError, before the
     state is committed, when this job lost its layer's lease (``locks.check_leases``).
     """
     branch = audit_branch(batch_id)
     start_audit_branch(spark, ident, branch)
     crash_point("stage.branch_started")
-    write(f"{ident}.branch_{branch}")
+    if write is not None:
+        write(f"{ident}.branch_{branch}")
     crash_point("stage.written")
     if callable(properties):
         properties = properties()

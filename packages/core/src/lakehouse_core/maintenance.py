@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pyspark.sql import SparkSession
 
 from lakehouse_core import iceberg
+from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.registry import identifier
 from lakehouse_core.settings import CATALOG_NAME, LakehouseSettings
 from lakehouse_core.spark import catalog_uri_for_cloned_sessions
@@ -124,9 +125,8 @@ def _timestamp(epoch_ms: int) -> str:
 
 def maintain(spark: SparkSession, settings: LakehouseSettings, layers: tuple[str, ...] = LAYERS,
              now: datetime | None = None) -> list[TableMaintenance]:
-    """Maintain every table of ``layers`` (see the module), one after another."""
-    results = []
-    for layer in layers:
-        for name in iceberg.table_names(spark, layer):
-            results.append(maintain_table(spark, settings, identifier(layer, name), now))
-    return results
+    """Maintain every table of ``layers`` (see the module), ``spark.parallel_tables`` at a time (each
+    table's procedures are small Spark jobs and catalog commits: overlapped, they use the cores)."""
+    tables = [identifier(layer, name) for layer in layers for name in iceberg.table_names(spark, layer)]
+    return run_in_dependency_order(tables, lambda ident: maintain_table(spark, settings, ident, now),
+                                   settings.spark.parallel_tables)

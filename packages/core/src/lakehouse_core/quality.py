@@ -821,7 +821,7 @@ class _Scanned:
     staged: dict[str, str]
     published: dict[str, str]
     batch_rows: Column | None
-    frame: DataFrame | None = None
+    frame: DataFrame | None = None  # None with no ``earlier``: the batch wrote no row of it (nothing to scan)
     decision: quality_scan.ScanDecision | None = None
     earlier: TableReport | None = None  # the validation it keeps
 
@@ -830,7 +830,8 @@ def _scan_staged(gate: _GateRun, ident: str) -> _Scanned:
     """The staged table ``ident`` of the gate, read as it will be validated (the batch's rows,
     ``batch_rows_filter``, or the whole table) and decided in one scan (``quality_scan``); a whole
     table holding the rows its last published batch's gate passed under the same suite keeps
-    that validation instead. Runs in a thread, a few tables at once."""
+    that validation instead; an append-only table whose batch added no files (its state alone) has
+    no row of the batch and row checks only: nothing to scan. Runs in a thread, a few tables at once."""
     began = time.perf_counter()
     spark, branch = gate.spark, gate.branch
     namespace, table = ident.split(".")[1:]
@@ -840,10 +841,13 @@ def _scan_staged(gate: _GateRun, ident: str) -> _Scanned:
     batch_rows = batch_rows_filter(spark, gate.registry, namespace, table, gate.batch_id, published, staged)
     scanned = _Scanned(f"{namespace}.{table}", began, resolve_tables(suite, gate.parents), suite_digest(suite),
                        staged, published, batch_rows)
-    if batch_rows is None and iceberg.same_rows_as_published(spark, ident, branch):
-        scanned.earlier = _earlier_validation(gate, published, scanned.table, scanned.digest)
-        if scanned.earlier is not None:
-            return scanned
+    if iceberg.same_rows_as_published(spark, ident, branch):
+        if batch_rows is None:
+            scanned.earlier = _earlier_validation(gate, published, scanned.table, scanned.digest)
+            if scanned.earlier is not None:
+                return scanned
+        elif namespace in BATCH_COLUMNS and only_row_checks(scanned.suite):
+            return scanned  # (the rows a batch writes carry its id: a batch that wrote no files wrote none)
     df = spark.read.option("branch", branch).table(ident)
     scanned.frame = df if batch_rows is None else df.where(batch_rows)
     scanned.decision = quality_scan.decide(scanned.frame, scanned.suite)
@@ -860,7 +864,9 @@ def _judge_staged(gate: _GateRun, scanned: _Scanned) -> TableReport:
                        seconds=round(time.perf_counter() - scanned.began, 3),
                        validated_in=earlier.validated_in or scanned.published[f"{iceberg.PROPERTY_PREFIX}batch_id"])
     df, decision = scanned.frame, scanned.decision
-    if decision is not None and decision.success:
+    if df is None:
+        rows = 0
+    elif decision is not None and decision.success:
         rows = decision.rows
     else:  # several jobs on the frame follow: compute it once
         df, rows = in_memory(df)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -200,9 +201,20 @@ def _name_catalog_for_lineage(spark: SparkSession) -> None:
         spark.conf.set(_CATALOG_URI, uri.removeprefix("jdbc:").split("?")[0])
 
 
+class _ClonedSessionUri:
+    """Who holds the JDBC ``uri`` in the session conf now (``catalog_uri_for_cloned_sessions``):
+    tables are maintained and compacted a few at a time, the first block in sets it, the last out
+    restores the lineage one."""
+
+    lock = threading.Lock()
+    holders = 0
+    lineage_uri = ""
+
+
 @contextlib.contextmanager
 def catalog_uri_for_cloned_sessions(spark: SparkSession) -> Iterator[None]:
-    """Give the session conf back its JDBC catalog ``uri`` for the duration of a block.
+    """Give the session conf back its JDBC catalog ``uri`` for the duration of a block (thread-safe:
+    blocks may overlap in threads of the session).
 
     Iceberg actions that clone the session (``rewrite_data_files``) initialise the catalog
     again from the session conf, which ``_name_catalog_for_lineage`` changed for OpenLineage.
@@ -211,9 +223,16 @@ def catalog_uri_for_cloned_sessions(spark: SparkSession) -> Iterator[None]:
     if not jdbc_uri:
         yield
         return
-    lineage_uri = spark.conf.get(_CATALOG_URI)
-    spark.conf.set(_CATALOG_URI, jdbc_uri)
+    state = _ClonedSessionUri
+    with state.lock:
+        if state.holders == 0:
+            state.lineage_uri = spark.conf.get(_CATALOG_URI)
+            spark.conf.set(_CATALOG_URI, jdbc_uri)
+        state.holders += 1
     try:
         yield
     finally:
-        spark.conf.set(_CATALOG_URI, lineage_uri)
+        with state.lock:
+            state.holders -= 1
+            if state.holders == 0:
+                spark.conf.set(_CATALOG_URI, state.lineage_uri)

@@ -254,6 +254,13 @@ def superseded(spark: SparkSession, spec: TableSpec, new_bronze: DataFrame, retr
     return opened.join(keys, "primary_key", "left_semi").withColumn("status", F.lit(SUPERSEDED))
 
 
+def stage_nothing(spark: SparkSession, spec: TableSpec, batch_id: str) -> None:
+    """The batch leaves ``quarantine.silver_<table>`` untouched: drop a branch an earlier attempt left."""
+    ident = quarantine_table(spec)
+    if iceberg.table_exists(spark, ident):
+        iceberg.drop_branch(spark, ident, iceberg.audit_branch(batch_id))
+
+
 def stage(spark: SparkSession, rejected: DataFrame, spec: TableSpec, batch_id: str, package: str,
           closed: DataFrame | None = None, replay: str | None = None) -> tuple[int, int]:
     """Stage this batch's changes of ``quarantine.silver_<table>`` on the batch's audit branch
@@ -272,11 +279,10 @@ def stage(spark: SparkSession, rejected: DataFrame, spec: TableSpec, batch_id: s
     closing = closed.localCheckpoint() if closed is not None else None
     count, closes = rows.count(), closing.count() if closing is not None else 0
     ident = quarantine_table(spec)
-    exists = iceberg.table_exists(spark, ident)
     if count == 0 and closes == 0 and replay is None:
-        if exists:
-            iceberg.drop_branch(spark, ident, iceberg.audit_branch(batch_id))
+        stage_nothing(spark, spec, batch_id)
         return 0, 0
+    exists = iceberg.table_exists(spark, ident)
     if not exists:
         iceberg.create_table(spark, ident, rows.schema, partition_by=["batch_id"])
     else:

@@ -9,7 +9,8 @@ an optional per-table transformer); set aside versions that break a hard rule in
 schema if bronze gained columns; ``MERGE`` into the silver audit branch (deletes
 applied). The bronze snapshot read up to is committed with the data as
 ``lakehouse.upstream_snapshot``; on the batches the settings schedule, the current state is
-reconciled with bronze (``lakehouse_silver.reconcile``).
+reconciled with bronze (``lakehouse_silver.reconcile``). A table whose bronze landed no row
+since, with nothing to retry or replay, stages its state alone: no Spark job, no files.
 """
 
 from __future__ import annotations
@@ -257,6 +258,8 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
 
     new_bronze, head = read_new_bronze(spark, bronze, since, batch_id)
     replay = quarantine.pending_replay(spark, spec)
+    if _unchanged(spark, settings, spec, interval, since, head, replay):
+        return _stage_unchanged(spark, settings, spec, interval, start, head)
     candidates, opened = with_retries(spark, spec, new_bronze, replay is not None)
     latest, rejected = changes_from_bronze(spark, settings, spec, candidates, branch)
     latest, rejected = latest.localCheckpoint(), rejected.localCheckpoint()
@@ -297,6 +300,35 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
 
 
 FRESHNESS = "lakehouse.measure.freshness_lag_days"
+
+
+def _unchanged(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec, interval: DataInterval,
+               since: int | None, head: int | None, replay: str | None) -> bool:
+    """Whether the batch leaves the silver table as published: bronze landed no row since the
+    bronze snapshot silver read up to (its batches since committed their state alone), no replay
+    is asked, no open quarantine row can heal and the batch is not one that reconciles."""
+    return (since is not None and head is not None and replay is None
+            and not settings.quality.reconciles(interval, settings.business_zone)
+            and iceberg.same_rows_between(spark, identifier("bronze", spec.name), since, head)
+            and quarantine.retries(spark, spec) is None)
+
+
+def _stage_unchanged(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec, interval: DataInterval,
+                     start: iceberg.BatchStart, head: int) -> SilverResult:
+    """Stage an unchanged table's state alone (no Spark job, no files): the bronze snapshot read up to,
+    nothing merged or quarantined, and its freshness lag carried forward (the newest event is the
+    one the last published batch measured, the logical date moved on)."""
+    batch_id = interval.batch_id
+    quarantine.stage_nothing(spark, spec, batch_id)
+    state = {"lakehouse.upstream_snapshot": iceberg.encode(head), "lakehouse.quarantined_rows": "0",
+             "lakehouse.merged_rows": "0"}
+    lag = start.summary.get(FRESHNESS)
+    if lag is not None:
+        previous = DataInterval.from_batch_id(start.summary[f"{iceberg.PROPERTY_PREFIX}batch_id"])
+        zone = settings.business_zone
+        state[FRESHNESS] = str(int(lag) + (interval.last_day(zone) - previous.last_day(zone)).days)
+    iceberg.stage(spark, identifier("silver", spec.name), batch_id, None, PACKAGE, state)
+    return SilverResult(spec.name, 0, 0, head)
 
 
 def freshness_lag_days(table: DataFrame, event_time: str, interval: DataInterval,
