@@ -478,5 +478,7 @@ def read_source_copy(spark: SparkSession, settings: LakehouseSettings, spec: Tab
     UnsupportedSourceType for a column type without a mapping (see module docstring).
     """
     plan = plan_copy(settings, spec, query, num_partitions)
+    if plan.rows == 0:  # counted empty (an incremental read on a quiet day): no task, no Python worker
+        return spark.createDataFrame([], plan.spark_schema)
     count = len(plan.ranges)
     return spark.range(0, count, 1, count).mapInArrow(functools.partial(_read_partitions, plan), plan.spark_schema)

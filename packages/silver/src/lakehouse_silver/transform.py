@@ -132,12 +132,10 @@ def changes_from_bronze(spark: SparkSession, settings: LakehouseSettings, spec: 
     return latest, rejected
 
 
-def with_retries(spark: SparkSession, spec: TableSpec, new_bronze: DataFrame,
-                 replay: bool) -> tuple[DataFrame, DataFrame | None]:
-    """The batch's bronze rows plus the retried versions of open quarantine rows that can heal
-    (of every open row for a ``replay``), and those open rows (None when none is open)."""
+def with_retries(new_bronze: DataFrame, retries: quarantine.Retries | None) -> tuple[DataFrame, DataFrame | None]:
+    """The batch's bronze rows plus the versions ``retries`` retries (``quarantine.retries``), and
+    the open rows they retry (None when none is open)."""
     rows = new_bronze.withColumn(quarantine.RETRY_COLUMN, F.lit(None).cast("string"))
-    retries = quarantine.retries(spark, spec, replay)
     if retries is None:
         return rows, None
     return rows.unionByName(retries.versions), retries.opened
@@ -258,9 +256,10 @@ def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: Tabl
 
     new_bronze, head = read_new_bronze(spark, bronze, since, batch_id)
     replay = quarantine.pending_replay(spark, spec)
-    if _unchanged(spark, settings, spec, interval, since, head, replay):
+    retries = quarantine.retries(spark, spec, replay is not None)  # open rows that can heal, all for a replay
+    if replay is None and retries is None and _unchanged(spark, settings, spec, interval, since, head):
         return _stage_unchanged(spark, settings, spec, interval, start, head)
-    candidates, opened = with_retries(spark, spec, new_bronze, replay is not None)
+    candidates, opened = with_retries(new_bronze, retries)
     latest, rejected = changes_from_bronze(spark, settings, spec, candidates, branch)
     latest, rejected = latest.localCheckpoint(), rejected.localCheckpoint()
     changes = as_released(latest, batch_id)
@@ -303,14 +302,13 @@ FRESHNESS = "lakehouse.measure.freshness_lag_days"
 
 
 def _unchanged(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec, interval: DataInterval,
-               since: int | None, head: int | None, replay: str | None) -> bool:
-    """Whether the batch leaves the silver table as published: bronze landed no row since the
-    bronze snapshot silver read up to (its batches since committed their state alone), no replay
-    is asked, no open quarantine row can heal and the batch is not one that reconciles."""
-    return (since is not None and head is not None and replay is None
+               since: int | None, head: int | None) -> bool:
+    """Whether bronze landed no row since the bronze snapshot silver read up to (its batches since
+    committed their state alone) and the batch is not one that reconciles: with nothing to retry
+    or replay, the batch leaves the silver table as published."""
+    return (since is not None and head is not None
             and not settings.quality.reconciles(interval, settings.business_zone)
-            and iceberg.same_rows_between(spark, identifier("bronze", spec.name), since, head)
-            and quarantine.retries(spark, spec) is None)
+            and iceberg.same_rows_between(spark, identifier("bronze", spec.name), since, head))
 
 
 def _stage_unchanged(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec, interval: DataInterval,
