@@ -11,6 +11,9 @@ UV ?= uv
 RUNTIME := dist/runtime
 WHEELS := dist/wheels
 PY := .venv/bin/python
+# one pytest worker per core, each test module whole on one worker (tests/conftest.py groups them);
+# the modules are put in collection order, so the long end-to-end group starts first
+PYTEST_WORKERS ?= -n auto --dist loadgroup --no-loadscope-reorder
 LAKEHOUSE_HOME ?= $(CURDIR)/.lakehouse
 export LAKEHOUSE_HOME
 SCALE ?= 0.1
@@ -40,7 +43,7 @@ demo: runtime  ## simulate a shop, run the daily DAG under Airflow, list the tab
 
 test: runtime  ## every test (unit, integration, end-to-end); also installs Chromium (Data Docs test) and docker-compose (offline compose check)
 	bash scripts/install-system-deps.sh --test
-	LAKEHOUSE_RUNTIME_BIN=$(CURDIR)/$(RUNTIME)/bin $(PY) -m pytest $(PYTEST_ARGS)
+	LAKEHOUSE_RUNTIME_BIN=$(CURDIR)/$(RUNTIME)/bin $(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 compose-up: wheels  ## build the compose images (they install dist/wheels) and start the stack (needs .env)
 	@test -f .env || { echo "compose-up: no .env: copy .env.example to .env and set every empty value" >&2; exit 1; }

@@ -17,6 +17,20 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n … --dist loadgroup --no-loadscope-reorder`` (``make test``), each test
+    module runs whole on one worker, in order (its module fixtures build state its tests share),
+    and the end-to-end modules run on the same worker, first: they share one session-scoped
+    Airflow backfill and are the longest group."""
+    def end_to_end(item: pytest.Item) -> bool:
+        return "e2e" in item.path.relative_to(REPO_ROOT).parts
+
+    items.sort(key=lambda item: not end_to_end(item))  # stable: each module keeps its order
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("e2e" if end_to_end(item) else item.module.__name__))
+
+
 @pytest.fixture(scope="session")
 def lakehouse_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("lakehouse-home")
