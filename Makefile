@@ -11,9 +11,9 @@ UV ?= uv
 RUNTIME := dist/runtime
 WHEELS := dist/wheels
 PY := .venv/bin/python
-# one pytest worker per core, each test module whole on one worker (tests/conftest.py groups them);
-# the modules are put in collection order, so the long end-to-end group starts first
-PYTEST_WORKERS ?= -n auto --dist loadgroup --no-loadscope-reorder
+# one pytest worker per core, each test module whole on one worker (tests/conftest.py); modules in
+# collection order, which puts the long end-to-end group first
+PYTEST_WORKERS ?= -n auto --no-loadscope-reorder
 LAKEHOUSE_HOME ?= $(CURDIR)/.lakehouse
 export LAKEHOUSE_HOME
 SCALE ?= 0.1

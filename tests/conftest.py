@@ -17,18 +17,34 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under ``pytest -n … --dist loadgroup --no-loadscope-reorder`` (``make test``), each test
-    module runs whole on one worker, in order (its module fixtures build state its tests share),
-    and the end-to-end modules run on the same worker, first: they share one session-scoped
-    Airflow backfill and are the longest group."""
-    def end_to_end(item: pytest.Item) -> bool:
-        return "e2e" in item.path.relative_to(REPO_ROOT).parts
+#: the end-to-end modules share one session-scoped Airflow backfill: one worker runs them all
+END_TO_END = "tests/e2e/"
 
-    items.sort(key=lambda item: not end_to_end(item))  # stable: each module keeps its order
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("e2e" if end_to_end(item) else item.module.__name__))
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end modules first (the longest group: under ``make test``'s workers it starts at
+    once); a stable sort, so every module keeps its order."""
+    items.sort(key=lambda item: not item.nodeid.startswith(END_TO_END))
+
+
+class _ModulesWhole:
+    """Under ``pytest -n`` (``make test``): each test module runs whole on one worker, in order
+    (its module fixtures build state its tests share), and the end-to-end modules together."""
+
+    @staticmethod
+    def pytest_xdist_make_scheduler(config: pytest.Config, log):
+        from xdist.scheduler import LoadFileScheduling
+
+        class ModuleScheduling(LoadFileScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return END_TO_END if nodeid.startswith(END_TO_END) else super()._split_scope(nodeid)
+
+        return ModuleScheduling(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):  # (not with -p no:xdist)
+        config.pluginmanager.register(_ModulesWhole())
 
 
 @pytest.fixture(scope="session")
