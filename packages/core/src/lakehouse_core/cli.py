@@ -6,7 +6,8 @@ Expected failures (``lakehouse_core.errors.LakehouseError``) are printed as one 
 ``lakehouse: error: ...`` with the exit code the error chooses (3: do not retry,
 75: a retry may succeed), and so is a lost database connection (75); anything else keeps its
 traceback. A command that writes a layer holds the layer's lease (``lakehouse_core.locks``)
-until it returns.
+until it returns; the embedded PostgreSQL it started is stopped when it returns, unless another
+process uses it or ``lakehouse db start`` keeps it running.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def _db(args: argparse.Namespace) -> int:
     settings = get_settings()
     server = postgres.EmbeddedPostgres.for_settings(settings)
     if args.action == "start":
-        print(f"embedded PostgreSQL on 127.0.0.1:{server.start()} ({server.data_dir})")
+        port = server.start(keep_running=True)
+        print(f"embedded PostgreSQL on 127.0.0.1:{port} ({server.data_dir}), running until `lakehouse db stop`")
     elif args.action == "stop":
         server.stop()
         print("embedded PostgreSQL stopped")
@@ -250,20 +252,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        return int(args.func(args) or 0)
-    except LakehouseError as exc:
-        print(f"lakehouse: error: {exc.one_line()}", file=sys.stderr)
-        return exc.exit_code
-    except Exception as exc:
-        reason = postgres.lost_connection(exc)  # a database restarted or unreachable mid-run: a retry may succeed
-        if reason is None:
-            raise
-        print(f"lakehouse: error: a database connection failed ({reason}); run again", file=sys.stderr)
-        return EXIT_RETRYABLE
-    finally:
-        _leases.close()
+    # the embedded PostgreSQL a command started or used is stopped at its end unless another live
+    # process uses it or `lakehouse db start` keeps it (lakehouse_core.postgres)
+    with postgres.released_after():
+        try:
+            args = build_parser().parse_args(argv)
+            return int(args.func(args) or 0)
+        except LakehouseError as exc:
+            print(f"lakehouse: error: {exc.one_line()}", file=sys.stderr)
+            return exc.exit_code
+        except Exception as exc:
+            reason = postgres.lost_connection(exc)  # a database restarted or unreachable mid-run: a retry may succeed
+            if reason is None:
+                raise
+            print(f"lakehouse: error: a database connection failed ({reason}); run again", file=sys.stderr)
+            return EXIT_RETRYABLE
+        finally:
+            _leases.close()
 
 
 if __name__ == "__main__":

@@ -1,14 +1,20 @@
 """The embedded PostgreSQL server (profile ``local``) and connection helpers.
 
 The server keeps its files in ``<home>/postgres`` so that the source database
-and the Iceberg catalog survive between commands; ``start`` is idempotent and
-``stop`` shuts it down. PostgreSQL refuses to run as root, so under root the
-server runs as the unprivileged user ``nobody``.
+and the Iceberg catalog survive between commands. It is started on demand by any
+process that needs it and stopped afterwards: ``start`` records the process as one
+of the server's users (``<home>/postgres/users/<pid>``), ``release`` removes it and
+stops the server once no live process uses it, unless ``start(keep_running=True)``
+(``lakehouse db start``) asked to keep it until ``stop``. Starting and releasing
+take a file lock, so processes sharing a state folder never stop the server under
+each other. PostgreSQL refuses to run as root, so under root the server runs as
+the unprivileged user ``nobody``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -113,13 +119,48 @@ class EmbeddedPostgres:
             check=True, capture_output=True, text=True,
         )
 
-    def start(self) -> int:
-        """Start the server if needed (initialising it on first use); return its port.
+    @property
+    def _users_dir(self) -> Path:
+        return self.root / "users"
+
+    @property
+    def _keep_running_file(self) -> Path:
+        return self.root / "keep-running"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the server's file lock (one process at a time starts, releases or stops it)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def start(self, keep_running: bool = False) -> int:
+        """Start the server if needed (initialising it on first use), record this process as one
+        of its users, and return its port; ``keep_running``: keep it running after its users
+        released it, until ``stop``.
 
         Raises EmbeddedPostgresError with the server log tail when it does not come up.
         """
-        if self.is_running():
-            return self.port  # type: ignore[return-value]
+        with self._locked():
+            port = self.port if self.is_running() else self._start()
+            self._users_dir.mkdir(exist_ok=True)
+            (self._users_dir / str(os.getpid())).touch()
+            if keep_running:
+                self._keep_running_file.touch()
+        _USING.add(self)
+        return port  # type: ignore[return-value]
+
+    def release(self) -> None:
+        """This process no longer uses the server: stop it when no live process does and
+        ``start(keep_running=True)`` did not ask to keep it."""
+        _USING.discard(self)
+        with self._locked():
+            (self._users_dir / str(os.getpid())).unlink(missing_ok=True)
+            if not any(_alive(user) for user in self._users_dir.glob("[0-9]*")) and not self._keep_running_file.exists():
+                self._stop()
+
+    def _start(self) -> int:
         if not (self.data_dir / "PG_VERSION").exists():
             self.initdb()
         _make_reachable(self.root)
@@ -147,6 +188,13 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(f"embedded PostgreSQL did not restart:\n{proc.stderr[-2000:]}")
 
     def stop(self) -> None:
+        """Stop the server, whoever uses it (``lakehouse db stop``)."""
+        _USING.discard(self)
+        with self._locked():
+            self._keep_running_file.unlink(missing_ok=True)
+            self._stop()
+
+    def _stop(self) -> None:
         if not (self.data_dir / "postmaster.pid").exists():
             return
         subprocess.run(_as_service_user([_pg_bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"]),
@@ -169,8 +217,35 @@ def lost_connection(exc: BaseException) -> str | None:
     return found.group("reason").strip() if found else None
 
 
+def _alive(user: Path) -> bool:
+    """Whether the process a users file names still runs (a killed one left its file behind)."""
+    try:
+        os.kill(int(user.name), 0)
+    except ProcessLookupError:
+        user.unlink(missing_ok=True)
+        return False
+    except PermissionError:  # a live process of another OS user
+        pass
+    return True
+
+
+#: the embedded servers this process started or uses (``EmbeddedPostgres.start``), until released
+_USING: set[EmbeddedPostgres] = set()
+
 #: (cluster folder, port, database) already started and created by this process.
 _READY: set[tuple[Path, int, str]] = set()
+
+
+@contextlib.contextmanager
+def released_after() -> Iterator[None]:
+    """Release the embedded servers this process starts using inside the block at its end (a
+    ``lakehouse`` command), not those it used before (a test process calling commands)."""
+    before = set(_USING)
+    try:
+        yield
+    finally:
+        for server in _USING - before:
+            server.release()
 
 
 def resolve(db: PostgresSettings, settings: LakehouseSettings) -> PostgresSettings:
@@ -183,7 +258,8 @@ def resolve(db: PostgresSettings, settings: LakehouseSettings) -> PostgresSettin
         return db
     server = EmbeddedPostgres.for_settings(settings)
     port = server.port
-    if port is None or (server.root, port, db.dbname) not in _READY or not (server.data_dir / "postmaster.pid").exists():
+    if (port is None or (server.root, port, db.dbname) not in _READY or server not in _USING
+            or not (server.data_dir / "postmaster.pid").exists()):
         port = server.start()
         _ensure_database(port, db.dbname)
         _READY.add((server.root, port, db.dbname))
@@ -221,12 +297,10 @@ def jdbc_url(db: PostgresSettings) -> str:
 
 @contextlib.contextmanager
 def embedded_server(settings: LakehouseSettings) -> Iterator[EmbeddedPostgres]:
-    """Run the embedded server for the duration of a block, then stop it."""
+    """Use the embedded server for the duration of a block, then release it (``release``)."""
     server = EmbeddedPostgres.for_settings(settings)
-    already = server.is_running()
     server.start()
     try:
         yield server
     finally:
-        if not already:
-            server.stop()
+        server.release()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import time
 
@@ -22,27 +21,24 @@ def _simulate(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     began = time.perf_counter()
-    # The embedded server is started on demand and stopped afterwards unless it was already running.
-    server = postgres.embedded_server(settings) if settings.source.host is None else contextlib.nullcontext()
-    with server:
-        conn = postgres.connect(settings.source, settings)
-        try:
-            create_source_schema(conn, reset=args.reset)
-            if args.if_empty and not source_is_empty(conn):
-                print(f"lakehouse simulate: {settings.source.dbname} already holds data; nothing generated (--if-empty)")
-                return 0
-            progress = Progress(f"simulate {settings.source.dbname}", len(SOURCE_TABLES))
-            print(f"generating {len(SOURCE_TABLES)} tables (scale {args.scale:g}, seed {args.seed}, {args.start} + "
-                  f"{args.days} days), then loading each:", flush=True)
-            generate(conn, scale=args.scale, seed=args.seed, start=args.start, days=args.days,
-                     progress=progress)
-            conn.commit()
-        except RuntimeError as exc:   # e.g. tables already filled without --reset
-            conn.rollback()
-            print(f"lakehouse simulate: {exc}")
-            return 1
-        finally:
-            conn.close()
+    conn = postgres.connect(settings.source, settings)
+    try:
+        create_source_schema(conn, reset=args.reset)
+        if args.if_empty and not source_is_empty(conn):
+            print(f"lakehouse simulate: {settings.source.dbname} already holds data; nothing generated (--if-empty)")
+            return 0
+        progress = Progress(f"simulate {settings.source.dbname}", len(SOURCE_TABLES))
+        print(f"generating {len(SOURCE_TABLES)} tables (scale {args.scale:g}, seed {args.seed}, {args.start} + "
+              f"{args.days} days), then loading each:", flush=True)
+        generate(conn, scale=args.scale, seed=args.seed, start=args.start, days=args.days,
+                 progress=progress)
+        conn.commit()
+    except RuntimeError as exc:   # e.g. tables already filled without --reset
+        conn.rollback()
+        print(f"lakehouse simulate: {exc}")
+        return 1
+    finally:
+        conn.close()
     progress.summary()
     print(f"generated {settings.source.dbname} (scale {args.scale:g}, seed {args.seed}, "
           f"{args.start} + {args.days} days) in {time.perf_counter() - began:.1f} s")
@@ -59,20 +55,18 @@ def _advance(args: argparse.Namespace) -> int:
     behaviour = SourceBehaviour(unbumped_update_share=args.unbumped_update_share,
                                 wall_clock_columns=args.wall_clock, late_rows_share=args.late_rows_share)
     began = time.perf_counter()
-    server = postgres.embedded_server(settings) if settings.source.host is None else contextlib.nullcontext()
-    with server:
-        conn = postgres.connect(settings.source, settings)
-        try:
-            counts = advance(conn, days=args.days, seed=args.seed, scale=args.scale, scenario=args.scenario,
-                             behaviour=behaviour)
-            conn.commit()
-            clock = read_clock(conn)
-        except RuntimeError as exc:   # e.g. no generated source yet
-            conn.rollback()
-            print(f"lakehouse simulate-advance: {exc}")
-            return 1
-        finally:
-            conn.close()
+    conn = postgres.connect(settings.source, settings)
+    try:
+        counts = advance(conn, days=args.days, seed=args.seed, scale=args.scale, scenario=args.scenario,
+                         behaviour=behaviour)
+        conn.commit()
+        clock = read_clock(conn)
+    except RuntimeError as exc:   # e.g. no generated source yet
+        conn.rollback()
+        print(f"lakehouse simulate-advance: {exc}")
+        return 1
+    finally:
+        conn.close()
     tables: dict[str, dict[str, int]] = {}
     for day in counts.values():
         for key, n in day.items():
