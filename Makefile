@@ -11,8 +11,8 @@ UV ?= uv
 RUNTIME := dist/runtime
 WHEELS := dist/wheels
 PY := .venv/bin/python
-# one pytest worker per core, each test module whole on one worker (tests/conftest.py); modules in
-# collection order, which puts the long end-to-end group first
+# one pytest worker per core, each test module whole on one worker, the longest ones first
+# (tests/conftest.py; --no-loadscope-reorder keeps that order)
 PYTEST_WORKERS ?= -n auto --no-loadscope-reorder
 LAKEHOUSE_HOME ?= $(CURDIR)/.lakehouse
 export LAKEHOUSE_HOME

@@ -19,12 +19,19 @@ SHARED_DIR = REPO_ROOT.parent / "shared"
 
 #: the end-to-end modules share one session-scoped Airflow backfill: one worker runs them all
 END_TO_END = "tests/e2e/"
+#: the groups that take longest (a few minutes each, `--durations` of `make test`), longest first:
+#: started first, they do not leave one worker running alone at the end
+LONGEST_FIRST = (END_TO_END, "tests/integration/test_crashes.py", "tests/bench/test_bench_pipeline.py",
+                 "tests/integration/test_gold.py", "tests/integration/test_restarts.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end modules first (the longest group: under ``make test``'s workers it starts at
-    once); a stable sort, so every module keeps its order."""
-    items.sort(key=lambda item: not item.nodeid.startswith(END_TO_END))
+    """The longest groups first (``LONGEST_FIRST``), then the rest in collection order; a stable
+    sort, so every module keeps its tests' order."""
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)
 
 
 class _ModulesWhole:
