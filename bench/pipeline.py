@@ -13,7 +13,8 @@ Per scale, on its own fresh state folder (``LAKEHOUSE_HOME`` under /tmp, removed
    computing the seven gold marts (``bench/duckdb_marts.py``) from the snapshot handed over as Arrow
    (the hand-over, a typed ``COPY … CSV`` per table into pyarrow, is timed on its own);
 3. **first load**: the DAG's seven steps (``STEPS``, as ``orchestration/dags/lakehouse_daily.py``
-   runs them: one ``lakehouse`` process per step, so one Spark application each) over the history's
+   runs them: one ``lakehouse`` process per step; each layer step gates its batch in its own Spark
+   application, and the gate step after it reports that outcome without one) over the history's
    interval;
 4. **daily runs**: ``--daily-days`` times, the simulator advances one day and the seven steps run
    for that day;
@@ -48,11 +49,11 @@ import harness  # bench/harness.py (this folder is on sys.path when run as a scr
 
 #: the daily DAG's steps (``orchestration/dags/lakehouse_daily.py``, ``STEPS``), as ``lakehouse`` arguments
 STEPS: list[tuple[str, list[str]]] = [
-    ("bronze_extract", ["bronze", "extract"]),
+    ("bronze_extract", ["bronze", "extract", "--gate"]),
     ("bronze_gate", ["gate", "bronze"]),
-    ("silver_transform", ["silver", "transform"]),
+    ("silver_transform", ["silver", "transform", "--gate"]),
     ("silver_gate", ["gate", "silver"]),
-    ("gold_build", ["gold", "build"]),
+    ("gold_build", ["gold", "build", "--gate"]),
     ("gold_gate", ["gate", "gold"]),
     ("maintenance", ["maintain"]),
 ]

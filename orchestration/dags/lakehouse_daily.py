@@ -1,7 +1,8 @@
 """The daily lakehouse DAG, generated from the table registry.
 
 extract → gate → silver → gate → gold → gate → maintenance. Each task runs one layer
-for all of its tables (or maintains every table) in one Spark application, from the
+for all of its tables (or maintains every table) in one Spark application (a layer's gate runs in
+its layer's; the gate task reports it), from the
 environment that holds the built layer wheels (``LAKEHOUSE_RUNTIME_BIN``), never from the source tree. A batch is
 the run's data interval: reruns of a published batch are no-ops, and a gate that
 fails leaves ``main`` untouched and fails its task.
@@ -114,13 +115,16 @@ class LakehouseCommand(BashOperator):
         return result.output
 
 
+# Each layer job gates its batch in its own Spark application (--gate: one JVM start less per
+# layer, DESIGN §6); its gate task reports that outcome as its own step, from the gate's report,
+# without starting Spark, or validates again when an expectation failed (and fails).
 STEPS = [
-    ("bronze_extract", f"bronze extract --tables {TABLES} {INTERVAL} "
+    ("bronze_extract", f"bronze extract --tables {TABLES} {INTERVAL} --gate "
                        "--confirm-mass-deletes '{{ params.confirm_mass_deletes | join(\",\") }}'"),
     ("bronze_gate", f"gate bronze --tables {TABLES} {INTERVAL}"),
-    ("silver_transform", f"silver transform --tables {TABLES} {INTERVAL}"),
+    ("silver_transform", f"silver transform --tables {TABLES} {INTERVAL} --gate"),
     ("silver_gate", f"gate silver --tables {TABLES} {INTERVAL}"),
-    ("gold_build", f"gold build {INTERVAL}"),
+    ("gold_build", f"gold build {INTERVAL} --gate"),
     ("gold_gate", f"gate gold {INTERVAL}"),
     # compaction, manifest rewrite, snapshot expiry, orphan-file removal (LAKEHOUSE_MAINTENANCE__*)
     ("maintenance", "maintain"),

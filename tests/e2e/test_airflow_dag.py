@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -328,15 +329,24 @@ def test_lineage_walks_from_every_source_table_to_gold(dag_run, runtime_bin):
 
 
 def test_each_gate_reports_one_run_with_data_quality_facets(dag_run):
-    """A gate runs without the Spark listener (no event per Great Expectations query) and reports
-    one run under its Airflow task: every table it validated with the outcome of each expectation
-    and the rows validated, every table it published."""
+    """A gate runs in its layer's Spark application with the Spark listener held back (no event per
+    Great Expectations query while it validates) and reports one run under its own Airflow task:
+    every table it validated with the outcome of each expectation and the rows validated, every
+    table it published."""
     home, _, _ = dag_run
     airflow, listener, python = ([json.loads(l) for l in (home / "lineage" / name).read_text().splitlines()]
                                  for name in ("airflow-events.jsonl", "spark-events.jsonl", "python-events.jsonl"))
     for layer in ("bronze", "silver", "gold"):
         gate = f"lakehouse_{layer}_gate"
         assert not [e for e in listener if e["job"]["name"].startswith(gate)], layer
+        reports = [json.loads(p.read_text()) for p in (home / "quality").glob(f"{layer}-*.json")]
+        assert reports and all(r["started"] and r["finished"] for r in reports), layer
+        layer_app = [datetime.fromisoformat(e["eventTime"]) for e in listener
+                     if e["job"]["name"].startswith(f"lakehouse_{layer}")]
+        assert layer_app, layer
+        during = [t for t in layer_app for r in reports
+                  if datetime.fromisoformat(r["started"]) < t < datetime.fromisoformat(r["finished"])]
+        assert during == [], (layer, during[:5])
         runs = [e for e in python if e["job"]["name"] == gate]
         complete = [e for e in runs if e["eventType"] == "COMPLETE" and e["inputs"]]
         assert complete and len([e for e in runs if e["eventType"] == "START"]) == len(runs) // 2, layer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lakehouse_core.cli import add_batch_arguments, start_layer_job
+from lakehouse_core.cli import add_batch_arguments, add_gate_argument, gate_in_layer_job, start_layer_job
 from lakehouse_core.progress import Progress
 
 
@@ -30,6 +30,8 @@ def _extract(args: argparse.Namespace) -> int:
     extract_tables(job.spark, job.settings, job.tables, job.interval, state, on_done=done,
                    confirmed_deletes=args.confirm_mass_deletes)
     progress.summary()
+    if args.gate:
+        gate_in_layer_job(job, "bronze", [t.name for t in job.tables])
     return 0
 
 
@@ -41,4 +43,5 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     extract.add_argument("--confirm-mass-deletes", default=[], metavar="TABLE[,TABLE...]",
                          type=lambda names: [n.strip() for n in names.split(",") if n.strip()],
                          help="let these tables' deletes through although they exceed LAKEHOUSE_EXTRACT__MAX_DELETE_SHARE")
+    add_gate_argument(extract, "bronze")
     extract.set_defaults(func=_extract)

@@ -81,12 +81,59 @@ def start_layer_job(args: argparse.Namespace, layer: str, spark_lineage: bool = 
     registry = Registry.load(settings)
     names = getattr(args, "tables", None)
     tables = [registry.get(n.strip()) for n in names.split(",")] if names else registry.in_dependency_order()
-    try:
-        interval = DataInterval.parse(args.interval_start, args.interval_end)
-    except ValueError as exc:
-        raise ConfigurationError(f"data interval: {exc}") from None
+    interval = _interval(args)
+    if getattr(args, "gate", False):
+        _preload_great_expectations()
     spark = get_spark(settings, f"lakehouse_{layer}", ParentRun.from_env(), listener=spark_lineage)
     return LayerJob(settings, registry, tables, interval, spark)
+
+
+def _interval(args: argparse.Namespace) -> DataInterval:
+    """The job's data interval. Raises ConfigurationError when it is malformed."""
+    try:
+        return DataInterval.parse(args.interval_start, args.interval_end)
+    except ValueError as exc:
+        raise ConfigurationError(f"data interval: {exc}") from None
+
+
+def add_gate_argument(parser: argparse.ArgumentParser, layer: str) -> None:
+    """``--gate``: the layer job gates its batch in its own Spark application (``gate_in_layer_job``)."""
+    parser.add_argument("--gate", action="store_true",
+                        help=f"then validate the batch and publish it all or none in this Spark application; "
+                             f"`lakehouse gate {layer}` for the interval then reports the outcome without one of "
+                             "its own (when an expectation failed, it validates again and fails)")
+
+
+def gate_in_layer_job(job: LayerJob, layer: str, tables: list[str] | None = None) -> None:
+    """Gate the batch the layer job just staged in its Spark application (DESIGN §6: one JVM start
+    less per layer). A failing expectation publishes nothing and is not the layer job's failure:
+    the gate step reports it. Raises what ``quality.run_gate`` raises otherwise."""
+    from lakehouse_core.quality import run_gate_in_layer_job
+
+    _await_great_expectations()
+    progress = Progress(f"{layer} gate", 0)
+    report = run_gate_in_layer_job(job.spark, job.settings, layer, job.interval.batch_id, tables, progress)
+    progress.summary()
+    for line in report.summary_lines():
+        print(line)
+    if not report.success:
+        failed = sum(len(t.blocking_failures) for t in report.tables)
+        print(f"{layer} gate: {failed} expectation(s) failed, nothing published; `lakehouse gate {layer}` for this "
+              "interval validates again and fails")
+
+
+#: Importing Great Expectations takes ~8 s of CPU: a gate overlaps it with the JVM start (or the layer's work)
+_GREAT_EXPECTATIONS = threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True)
+
+
+def _preload_great_expectations() -> None:
+    if _GREAT_EXPECTATIONS.ident is None:
+        _GREAT_EXPECTATIONS.start()
+
+
+def _await_great_expectations() -> None:
+    _preload_great_expectations()
+    _GREAT_EXPECTATIONS.join()
 
 
 def _db(args: argparse.Namespace) -> int:
@@ -112,16 +159,22 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    # Importing Great Expectations takes ~8 s of CPU: overlap it with the JVM start.
-    preload = threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True)
-    preload.start()
+    from lakehouse_core.quality import recorded_gate, report_recorded_gate, run_gate
+
+    tables = [n.strip() for n in args.gate_tables.split(",")] if args.gate_tables else None
+    settings, batch_id = get_settings(), _interval(args).batch_id
+    recorded = recorded_gate(settings, args.layer, batch_id, tables)
+    if recorded is not None:  # the layer job gated its batch (--gate): report that, no Spark application
+        report_recorded_gate(settings, recorded)
+        print(f"{args.layer} gate: batch {batch_id} passed and was published by the {args.layer} job")
+        for line in recorded.summary_lines():
+            print(line)
+        return 0
+    _preload_great_expectations()  # overlapped with the JVM start
     # a gate reports one OpenLineage run with the data-quality facets of every table it validated
     # (lakehouse_core.quality), not a Spark event per Great Expectations query
     job = start_layer_job(args, f"{args.layer}_gate", spark_lineage=False)
-    preload.join()
-    from lakehouse_core.quality import run_gate
-
-    tables = [n.strip() for n in args.gate_tables.split(",")] if args.gate_tables else None
+    _await_great_expectations()
     progress = Progress(f"{args.layer} gate", 0)
     report = run_gate(job.spark, job.settings, args.layer, job.interval.batch_id, tables, progress)
     progress.summary()

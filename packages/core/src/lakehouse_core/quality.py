@@ -30,6 +30,11 @@ result without running Great Expectations' metric-by-metric jobs), a table that 
 suite the scan cannot compile) is held in memory and goes to GE's checkpoints, which decide and
 name the failing rows, the few rows of a ``_batch`` suite are checked by GE in pandas, and the
 Data Docs pages of a gate are rendered together once it has decided.
+
+A gate runs in an application of its own (``run_gate``) or in the Spark application of the layer
+job that staged the batch (``run_gate_in_layer_job``: no JVM start of its own, DESIGN §6); the
+gate step then finds the passing report (``recorded_gate``) and reports it as its own
+OpenLineage run without starting Spark.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.progress import Progress
 from lakehouse_core.registry import Registry, RegistryError, TableSpec, identifier
 from lakehouse_core.settings import LakehouseSettings
+from lakehouse_core.spark import spark_lineage_held_back
 
 if TYPE_CHECKING:
     import pandas
@@ -131,6 +137,7 @@ class TableReport:
     suite_digest: str | None = None  # the suite validated (``suite_digest``)
     #: the batch whose validation these outcomes are, when the table held the same rows as then
     validated_in: str | None = None
+    location: str | None = None  # the table's folder in the warehouse (its OpenLineage dataset)
 
     @property
     def blocking_failures(self) -> list[ExpectationOutcome]:
@@ -154,6 +161,8 @@ class GateReport:
     tables: list[TableReport]
     published: list[str] = field(default_factory=list)
     already_published: list[str] = field(default_factory=list)
+    started: str | None = None  # when the gate began and decided (UTC, ISO 8601)
+    finished: str | None = None
 
     @property
     def success(self) -> bool:
@@ -178,11 +187,39 @@ class GateReport:
         lines.extend(f"{table}: already published, skipped" for table in self.already_published)
         return lines
 
+    def covers(self, tables: list[str]) -> bool:
+        """Whether the report decided each of ``tables`` (validated, or found published)."""
+        decided = {t.table for t in self.tables} | set(self.already_published)
+        return all(f"{self.layer}.{t}" in decided for t in tables)
+
+    def report_lineage(self, reported: lineage.LineageRun) -> None:
+        """Record the gate's datasets: each table validated, with its expectations' outcomes and
+        rows, as an input; each table published as an output."""
+        validated = [t for t in self.tables if t.location is not None]
+        reported.inputs[:] = [lineage.validated_table(t.location, t.row_count, t.outcomes) for t in validated]
+        reported.outputs[:] = [lineage.published_table(t.location) for t in validated if t.table in self.published]
+
+    @staticmethod
+    def path(directory: Path, layer: str, batch_id: str) -> Path:
+        return directory / f"{layer}-{batch_id}.json"
+
     def write(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{self.layer}-{self.batch_id}.json"
+        path = self.path(directory, self.layer, self.batch_id)
         path.write_text(json.dumps({**asdict(self), "success": self.success}, indent=2, default=str))
         return path
+
+    @classmethod
+    def read(cls, path: Path) -> "GateReport":
+        """The report ``write`` wrote to ``path``. Raises ConfigurationError when it is malformed."""
+        try:
+            fields = json.loads(path.read_text())
+            fields.pop("success")
+            tables = [TableReport(**{**t, "outcomes": [ExpectationOutcome(**o) for o in t["outcomes"]]})
+                      for t in fields.pop("tables")]
+            return cls(**fields, tables=tables)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(f"gate report {path} is malformed ({exc}); remove it to gate the batch again") from None
 
 
 @dataclass(frozen=True)
@@ -924,14 +961,67 @@ def run_gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch
     """
     try:
         with lineage.lineage_run(settings, f"lakehouse_{layer}_gate") as reported:
-            return _gate(spark, settings, layer, batch_id, tables, reported, progress)
+            try:
+                report = _gate(spark, settings, layer, batch_id, tables, progress)
+            except QualityGateFailed as failed:
+                failed.report.report_lineage(reported)
+                raise
+            report.report_lineage(reported)
+            return report
     finally:
-        if settings.home.joinpath("gx").is_dir():
-            ge_runner(settings).build_data_docs()
+        _render_data_docs(settings)
+
+
+def run_gate_in_layer_job(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id: str,
+                          tables: list[str] | None = None, progress: Progress | None = None) -> GateReport:
+    """``run_gate`` in the Spark application of the layer job that just staged the batch (DESIGN §6:
+    the gate step then starts no JVM of its own), with the application's OpenLineage Spark
+    listener held back meanwhile (no Spark run per Great Expectations query).
+
+    Emits no OpenLineage run: the gate step reports the outcome the report records, as its own
+    run (``recorded_gate``). A failing expectation is returned, not raised: the report says
+    ``success`` false, nothing is published and the gate step validates the branches again
+    (after a suite was fixed, say). Raises what ``run_gate`` raises otherwise.
+    """
+    try:
+        with spark_lineage_held_back(spark):
+            return _gate(spark, settings, layer, batch_id, tables, progress)
+    except QualityGateFailed as failed:
+        return failed.report
+    finally:
+        _render_data_docs(settings)
+
+
+def recorded_gate(settings: LakehouseSettings, layer: str, batch_id: str, tables: list[str] | None) -> GateReport | None:
+    """The passing gate recorded for the batch, when it decided every table of ``tables`` (default:
+    as ``run_gate``; for gold any passing report of the batch): every one of them is published
+    then, since a report is written once the gate has published. None otherwise (no report, a
+    failing one, or one of other tables): the gate has to run."""
+    path = GateReport.path(settings.quality_dir, layer, batch_id)
+    if not path.exists():
+        return None
+    report = GateReport.read(path)
+    if not report.success:
+        return None
+    if tables is None and layer in ("bronze", "silver"):
+        tables = [t.name for t in Registry.load(settings)]
+    return report if report.covers(tables or []) else None
+
+
+def report_recorded_gate(settings: LakehouseSettings, report: GateReport) -> None:
+    """Emit the OpenLineage run of a gate that ran in its layer's job, from its report."""
+    with lineage.lineage_run(settings, f"lakehouse_{report.layer}_gate") as reported:
+        report.report_lineage(reported)
+
+
+def _render_data_docs(settings: LakehouseSettings) -> None:
+    if settings.home.joinpath("gx").is_dir():
+        ge_runner(settings).build_data_docs()
 
 
 def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id: str, tables: list[str] | None,
-          reported: lineage.LineageRun, progress: Progress | None) -> GateReport:
+          progress: Progress | None) -> GateReport:
+    started = datetime.now(timezone.utc).isoformat()
     branch = iceberg.audit_branch(batch_id)
     strict = tables is not None or layer != "gold"
     if tables is None:
@@ -943,7 +1033,8 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
             f"{layer} gate, batch {batch_id}: nothing staged or published for "
             f"{', '.join(batch.missing) or 'any table'}; run the {layer} step for this interval first "
             "(--tables gates a subset)")
-    report = GateReport(layer, batch_id, [], already_published=[f"{layer}.{t}" for t in batch.published])
+    report = GateReport(layer, batch_id, [], already_published=[f"{layer}.{t}" for t in batch.published],
+                        started=started)
     if not batch.staged:
         return report
     runner = ge_runner(settings)
@@ -951,7 +1042,6 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
                                                     tables_on_branch(spark, "quarantine", branch, f"{layer}_")]
     gate = _GateRun(spark, settings, layer, batch_id, branch, runner, Registry.load(settings),
                     ParentTables(spark, branch))
-    locations = {}
     if progress is not None:
         progress.total = len(staged)
     try:
@@ -967,9 +1057,7 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
                                                      if checked.validated_in else ""), checked.seconds,
                               rows=checked.row_count, passed=sum(o.success for o in checked.outcomes),
                               warned=len(checked.warnings), failed=failed)
-            locations[namespace, table] = iceberg.java_table(spark, identifier(namespace, table)).location()
-            reported.inputs.append(lineage.validated_table(locations[namespace, table], checked.row_count,
-                                                           checked.outcomes))
+            checked.location = iceberg.java_table(spark, identifier(namespace, table)).location()
     finally:
         gate.parents.close()
     if (suite_folder(settings, layer) / f"{BATCH_SUITE}.json").exists():
@@ -985,10 +1073,10 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
             iceberg.publish(spark, identifier(namespace, table), branch)
             crash_point("gate.published_some")
             report.published.append(f"{namespace}.{table}")
-            reported.outputs.append(lineage.published_table(locations[namespace, table]))
     else:
         for namespace, table in staged:
             iceberg.keep_failed_branch(spark, identifier(namespace, table), branch)
+    report.finished = datetime.now(timezone.utc).isoformat()
     report.write(settings.quality_dir)
     if not report.success:
         raise QualityGateFailed(f"{layer} gate failed for batch {batch_id}; nothing published:\n"

@@ -73,10 +73,34 @@ def _catalog_conf(settings: LakehouseSettings) -> dict[str, str]:
     return conf
 
 
+OPENLINEAGE_LISTENER = "io.openlineage.spark.agent.OpenLineageSparkListener"
+
+
+@contextlib.contextmanager
+def spark_lineage_held_back(spark: SparkSession) -> Iterator[None]:
+    """Keep the session's OpenLineage Spark listener from the Spark jobs of a block (a gate in a
+    layer's application: its queries are reported as the gate's own run, not one run each). The
+    events of what ran before reach the listener first, and it is back for what runs after."""
+    context = spark.sparkContext._jsc.sc()
+    bus = context.listenerBus()
+    listeners = [x for x in bus.listeners() if x.getClass().getName() == OPENLINEAGE_LISTENER]
+    if listeners:
+        bus.waitUntilEmpty()
+    for listener in listeners:
+        context.removeSparkListener(listener)
+    try:
+        yield
+    finally:
+        if listeners:
+            bus.waitUntilEmpty()
+        for listener in listeners:
+            context.addSparkListener(listener)
+
+
 def _lineage_conf(settings: LakehouseSettings, parent: ParentRun | None) -> dict[str, str]:
     lineage = settings.lineage
     conf = {
-        "spark.extraListeners": "io.openlineage.spark.agent.OpenLineageSparkListener",
+        "spark.extraListeners": OPENLINEAGE_LISTENER,
         "spark.openlineage.namespace": lineage.namespace,
     }
     if lineage.http_url:

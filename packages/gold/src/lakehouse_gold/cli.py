@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lakehouse_core.cli import add_batch_arguments, start_layer_job
+from lakehouse_core.cli import add_batch_arguments, add_gate_argument, gate_in_layer_job, start_layer_job
 from lakehouse_core.progress import Progress
 
 
@@ -22,6 +22,8 @@ def _build(args: argparse.Namespace) -> int:
 
     build_tables(job.spark, job.settings, job.interval, full_refresh=args.full_refresh, on_done=done)
     progress.summary()
+    if args.gate:
+        gate_in_layer_job(job, "gold")
     return 0
 
 
@@ -32,4 +34,5 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_batch_arguments(build, with_tables=False)
     build.add_argument("--full-refresh", action="store_true",
                        help="rebuild every table from silver alone (history replayed), ignoring published gold")
+    add_gate_argument(build, "gold")
     build.set_defaults(func=_build)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from lakehouse_core.cli import add_batch_arguments, hold_leases, start_layer_job, utility_spark
+from lakehouse_core.cli import (add_batch_arguments, add_gate_argument, gate_in_layer_job, hold_leases, start_layer_job,
+                                utility_spark)
 from lakehouse_core.progress import Progress
 from lakehouse_core.registry import Registry
 from lakehouse_core.settings import get_settings
@@ -25,6 +26,8 @@ def _transform(args: argparse.Namespace) -> int:
 
     transform_tables(job.spark, job.settings, job.tables, job.interval, on_done=done)
     progress.summary()
+    if args.gate:
+        gate_in_layer_job(job, "silver", [t.name for t in job.tables])
     return 0
 
 
@@ -59,6 +62,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     silver = subparsers.add_parser("silver", help="silver layer").add_subparsers(dest="silver_command", required=True)
     transform = silver.add_parser("transform", help="merge bronze changes into silver audit branches")
     add_batch_arguments(transform)
+    add_gate_argument(transform, "silver")
     transform.set_defaults(func=_transform)
     listing = subparsers.add_parser("quarantine", help="list the open quarantined rows per table and rule")
     listing.set_defaults(func=_quarantine)
