@@ -18,6 +18,7 @@ def _extract(args: argparse.Namespace) -> int:
 
     def done(result: ExtractResult) -> None:
         outcome = ("already published, skipped" if result.skipped else
+                   "source as at the last batch, its state staged alone" if result.as_last_read else
                    f"{result.rows_written} rows and {result.deletes} deletes staged, watermark {result.watermark}"
                    + ("" if result.seconds is not None else " (landed with the other first loads)"))
         deferred = result.deferred

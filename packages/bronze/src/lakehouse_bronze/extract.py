@@ -5,7 +5,9 @@ Per table, driven by the registry (see ``cursors`` for what each cursor kind rea
 * ``incremental`` tables read the rows their cursor selects; ``full`` tables read all rows.
 * Rows equal to the latest bronze version of their key are dropped (NULL-safe equality of
   every source column bronze has, and NULL in any column it does not have yet), so
-  re-reads (lookback overlap, full reloads) never inflate bronze.
+  re-reads (lookback overlap, full reloads) never inflate bronze. A ``full`` table whose rows
+  read exactly as for its last published batch (``fingerprint``, committed with each batch) is
+  not compared with bronze at all: the batch stages its state alone.
 * Hard deletes: ``full`` tables, and incremental tables with ``reconcile_deletes``,
   compare the source's primary keys with the live keys in bronze and record the
   missing ones as ``_op = 'delete'`` rows. A batch deleting more than
@@ -82,6 +84,8 @@ class ExtractResult:
     skipped: bool = False
     deferred: Deferred = Deferred()
     seconds: float | None = None  # its own extraction (None: landed in one job with other first loads)
+    #: a full-load table whose source read as for the last published batch: bronze was not compared
+    as_last_read: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,18 +106,23 @@ class TablePlan:
     def branch(self) -> str:
         return iceberg.audit_branch(self.batch_id)
 
-    def state_properties(self, watermark: dict | None, source_rows: int, landed_rows: int) -> dict[str, str]:
+    def state_properties(self, watermark: dict | None, source_rows: int, landed_rows: int,
+                         digest: str | None = None) -> dict[str, str]:
         """The ``lakehouse.*`` properties committed with the batch's data (``*_rows``: validated by
         the bronze ``_batch`` suite; ``source_rows``: the rows read from the source; ``landed_rows``:
         the rows this batch appends, new and changed versions and deletes, which the gate counts
-        again in the table)."""
+        again in the table; ``digest``: a full-load table's ``fingerprint`` of the rows read, committed
+        as ``source_fingerprint``)."""
         return {"lakehouse.batch_id": self.batch_id, "lakehouse.watermark": iceberg.encode(watermark),
                 "lakehouse.package_version": version(PACKAGE), "lakehouse.source_rows": str(source_rows),
                 "lakehouse.landed_rows": str(landed_rows),
-                "lakehouse.deferred_rows": str(self.deferred.rows), "lakehouse.future_rows": str(self.deferred.future)}
+                "lakehouse.deferred_rows": str(self.deferred.rows), "lakehouse.future_rows": str(self.deferred.future),
+                **({f"{iceberg.PROPERTY_PREFIX}{FINGERPRINT}": iceberg.encode(digest)} if digest else {})}
 
-    def result(self, rows: int, deletes: int, watermark: dict | None, new_columns: tuple[str, ...] = ()) -> ExtractResult:
-        return ExtractResult(self.spec.name, rows, deletes, watermark, new_columns, deferred=self.deferred)
+    def result(self, rows: int, deletes: int, watermark: dict | None, new_columns: tuple[str, ...] = (),
+               as_last_read: bool = False) -> ExtractResult:
+        return ExtractResult(self.spec.name, rows, deletes, watermark, new_columns, deferred=self.deferred,
+                             as_last_read=as_last_read)
 
     def watermark(self, seen_max: int | None) -> dict | None:
         """The watermark to commit: the plan's, or for a serial cursor the highest id read."""
@@ -129,6 +138,21 @@ def with_metadata(df: DataFrame, batch_id: str) -> DataFrame:
     return (df.withColumn("_batch_id", F.lit(batch_id))
               .withColumn("_ingested_at", F.current_timestamp())
               .withColumn("_op", F.lit("upsert")))
+
+
+#: the state (``lakehouse.<key>``) holding a full-load table's ``fingerprint`` of the source rows its batch read
+FINGERPRINT = "source_fingerprint"
+
+
+def fingerprint(rows: DataFrame) -> tuple[str, int]:
+    """An order-independent digest of the source columns of ``rows`` (``<count>:<sum of xxhash64>:<sum
+    of murmur3>``, each row hashed over its values and which of them are NULL), and the row count.
+    Equal digests mean the same multiset of rows, up to a collision of two 64- and 32-bit hash sums."""
+    values = [column(c) for c in rows.columns if c not in META_COLUMNS]
+    hashed = [*values, *(v.isNull() for v in values)]
+    count, xxhash, murmur = rows.agg(F.count(F.lit(1)), F.sum(F.xxhash64(*hashed).cast("decimal(38,0)")),
+                                     F.sum(F.hash(*hashed).cast("decimal(38,0)"))).first()
+    return f"{count}:{xxhash or 0}:{murmur or 0}", count
 
 
 def latest_versions(bronze: DataFrame, key: tuple[str, ...]) -> DataFrame:
@@ -279,6 +303,7 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
             raise
         raise source.value_beyond_type(settings, spec, plan.query, read.schema) from None
     new_columns: list[str] = []
+    digest, source_rows = fingerprint(extracted) if spec.load_mode is LoadMode.full else (None, None)
     if not plan.start.exists:
         # accept-any-schema lets new source columns land through mergeSchema; bronze is
         # append-only (the property breaks MERGE column resolution, so silver never sets it).
@@ -296,6 +321,12 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
             watermark = plan.watermark(None)
             iceberg.stage(spark, ident, batch_id, None, PACKAGE, plan.state_properties(watermark, 0, 0))
             return plan.result(0, 0, watermark)
+        if digest is not None and not new_columns and digest == plan.start.state(FINGERPRINT):
+            # the source reads as it did for the last published batch, whose latest versions bronze
+            # holds (its changes and deletes were compared then): nothing to compare, bronze is not read
+            watermark = plan.watermark(None)
+            iceberg.stage(spark, ident, batch_id, None, PACKAGE, plan.state_properties(watermark, source_rows, 0, digest))
+            return plan.result(0, 0, watermark, as_last_read=True)
         bronze = spark.read.table(ident)
         new_rows = changed_rows(bronze, spec, extracted)
         if reads_keys:
@@ -319,7 +350,8 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
     append = None if not (by_op or new_columns) else (
         lambda branch: new_rows.writeTo(branch).option("mergeSchema", "true").append())
     iceberg.stage(spark, ident, batch_id, append, PACKAGE,
-                  plan.state_properties(watermark, extracted.count(), sum(by_op.values())))
+                  plan.state_properties(watermark, extracted.count() if source_rows is None else source_rows,
+                                        sum(by_op.values()), digest))
     return plan.result(by_op.get("upsert", 0), by_op.get("delete", 0), watermark, tuple(new_columns))
 
 

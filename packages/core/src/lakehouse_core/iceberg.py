@@ -289,6 +289,12 @@ def branch_exists(spark: SparkSession, ident: str, branch: str) -> bool:
     return bool(java_table(spark, ident).refs().containsKey(branch))
 
 
+def metadata_file(spark: SparkSession, ident: str) -> str:
+    """The table's current metadata file, as its catalog records it (``lakehouse.<ns>.<t>`` or ``<ns>.<t>``)."""
+    name = ident if ident.startswith(f"{CATALOG_NAME}.") else f"{CATALOG_NAME}.{ident}"
+    return str(java_table(spark, name).operations().current().metadataFileLocation())
+
+
 def snapshot_id(spark: SparkSession, ident: str, ref: str = "main") -> int | None:
     snap = java_table(spark, ident).snapshot(ref)
     return None if snap is None else int(snap.snapshotId())

@@ -163,6 +163,9 @@ class GateReport:
     already_published: list[str] = field(default_factory=list)
     started: str | None = None  # when the gate began and decided (UTC, ISO 8601)
     finished: str | None = None
+    #: per table the gate decided (``<namespace>.<table>``), its metadata file once the gate was done
+    #: (``recorded_gate`` trusts a passing report only while the catalog still points at them)
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def success(self) -> bool:
@@ -994,9 +997,10 @@ def run_gate_in_layer_job(spark: SparkSession, settings: LakehouseSettings, laye
 
 def recorded_gate(settings: LakehouseSettings, layer: str, batch_id: str, tables: list[str] | None) -> GateReport | None:
     """The passing gate recorded for the batch, when it decided every table of ``tables`` (default:
-    as ``run_gate``; for gold any passing report of the batch): every one of them is published
-    then, since a report is written once the gate has published. None otherwise (no report, a
-    failing one, or one of other tables): the gate has to run."""
+    as ``run_gate``; for gold any passing report of the batch) and the catalog still points at the
+    metadata files the gate left (nothing committed to those tables since, no rollback): every one
+    of them is published then, since a report is written once the gate has published. None
+    otherwise: the gate has to run (it finds the batch published, or validates it)."""
     path = GateReport.path(settings.quality_dir, layer, batch_id)
     if not path.exists():
         return None
@@ -1005,7 +1009,22 @@ def recorded_gate(settings: LakehouseSettings, layer: str, batch_id: str, tables
         return None
     if tables is None and layer in ("bronze", "silver"):
         tables = [t.name for t in Registry.load(settings)]
-    return report if report.covers(tables or []) else None
+    if not report.covers(tables or []) or not report.metadata:
+        return None
+    return report if catalog_metadata(settings, list(report.metadata)) == report.metadata else None
+
+
+def catalog_metadata(settings: LakehouseSettings, tables: list[str]) -> dict[str, str]:
+    """The current metadata file of each of ``tables`` (``<namespace>.<table>``) that the JDBC
+    catalog holds, read from its database without Spark."""
+    from lakehouse_core import postgres
+    from lakehouse_core.settings import CATALOG_NAME
+
+    wanted = {tuple(t.split(".", 1)) for t in tables}
+    with postgres.connect(settings.catalog, settings) as conn, conn.cursor() as cur:
+        cur.execute("SELECT table_namespace, table_name, metadata_location FROM iceberg_tables WHERE catalog_name = %s",
+                    (CATALOG_NAME,))
+        return {f"{ns}.{name}": location for ns, name, location in cur.fetchall() if (ns, name) in wanted}
 
 
 def report_recorded_gate(settings: LakehouseSettings, report: GateReport) -> None:
@@ -1077,6 +1096,8 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
         for namespace, table in staged:
             iceberg.keep_failed_branch(spark, identifier(namespace, table), branch)
     report.finished = datetime.now(timezone.utc).isoformat()
+    report.metadata = {name: iceberg.metadata_file(spark, name) for name in
+                       [t.table for t in report.tables if t.location is not None] + report.already_published}
     report.write(settings.quality_dir)
     if not report.success:
         raise QualityGateFailed(f"{layer} gate failed for batch {batch_id}; nothing published:\n"
