@@ -344,14 +344,18 @@ def run_scale(args: argparse.Namespace, scale: float, lakehouse: Path, home: Pat
               "total_seconds": round(first_load["seconds"] + sum(d["seconds"] for d in daily), 2),
               "copy_rows_per_s": round(rows / peers["copy"]["seconds"]),
               "bronze_first_load_rows_per_s": round(rows / extract),
-              "bronze_over_copy": round(peers["copy"]["seconds"] / extract, 3),
-              "e2e_over_duckdb": round(first_load["to_gold_seconds"] / peers["duckdb"]["seconds"], 2)}
+              "bronze_over_copy": ratio(peers["copy"]["seconds"], extract),
+              "e2e_over_duckdb": ratio(first_load["to_gold_seconds"], peers["duckdb"]["seconds"])}
     if "dlt" in peers:
-        result["bronze_over_dlt"] = round(peers["dlt"]["seconds"] / extract, 3)
+        result["bronze_over_dlt"] = ratio(peers["dlt"]["seconds"], extract)
     if daily:
-        result["incremental_over_full"] = round(statistics.median(d["seconds"] for d in daily)
-                                                / first_load["seconds"], 3)
+        result["incremental_over_full"] = ratio(statistics.median(d["seconds"] for d in daily), first_load["seconds"])
     return result
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    """numerator/denominator to three significant figures (a fixed number of decimals rounds a tiny ratio to 0)."""
+    return float(f"{numerator / denominator:.3g}")
 
 
 # ---------------------------------------------------------------- figures across scales
