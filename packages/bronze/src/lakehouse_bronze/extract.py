@@ -15,8 +15,10 @@ Per table, driven by the registry (see ``cursors`` for what each cursor kind rea
   connection to half of it) is held: ``MassDeleteError``, nothing staged for the table, until
   the deletes are confirmed for it.
 * Reconciliation (on the batches ``extract.reconcile_every_days`` picks): an incremental table is
-  read whole, compared with bronze like a full one, its deletes included. It lands what its
-  cursor cannot see (a timestamp moved back past the lookback, an old row updated under a
+  compared whole with bronze like a full one, its deletes included, but through a per-row
+  checksum (``checksums``): the source sends each row's key and checksum, and only the rows
+  whose checksum differs from their latest bronze version's, or which bronze lacks, are read in
+  full. It lands what its cursor cannot see (a timestamp moved back past the lookback, an old row updated under a
   serial cursor, an insert committed far behind it); in an append-only table a changed row, or
   a deleted one unless the registry reconciles its deletes, is refused: ``DriftError``.
 * Schema drift is checked before anything is written (``lakehouse_core.schema``): a dropped or
@@ -36,6 +38,7 @@ replaces its own earlier attempt (the branch is reset).
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -55,9 +58,10 @@ from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.registry import LoadMode, TableSpec, identifier
 from lakehouse_core.schema import check_evolution, column
 from lakehouse_core.settings import LakehouseSettings
-from lakehouse_bronze import cursors, landing, source
+from lakehouse_bronze import checksums, cursors, landing, source
 from lakehouse_bronze.copy_reader import plan_copy, task_errors
 
+_LOG = logging.getLogger(__name__)
 META_COLUMNS = ("_source_xid", "_batch_id", "_ingested_at", "_op")
 PACKAGE = "lakehouse-bronze"
 #: Threads for per-table driver work that waits on the source or the catalog.
@@ -99,7 +103,7 @@ class TablePlan:
     read: cursors.ReadPlan | None = None
     query: str | None = None
     deferred: Deferred = Deferred()
-    #: the batch reads the whole table and compares it with bronze (``extract.reconcile_every_days``)
+    #: the batch compares the whole table with bronze (``extract.reconcile_every_days``, ``_reconciling_read``)
     reconcile: bool = False
 
     @property
@@ -289,13 +293,47 @@ def _hold_mass_delete(spark: SparkSession, settings: LakehouseSettings, plan: Ta
             f'{{"confirm_mass_deletes": ["{plan.spec.name}"]}})')
 
 
+def _reconciling_read(spark: SparkSession, settings: LakehouseSettings, plan: TablePlan) -> tuple[str, DataFrame | None]:
+    """What a reconciling batch reads in full, and the source's keys when it read them (``checksums``):
+    the source's key and row checksum are compared with bronze's latest versions, and only the rows
+    that differ or that bronze lacks are read (the whole table when more than
+    ``checksums.MAX_FETCH_KEYS`` do, when a column is new or gone at the source, or when one has no
+    canonical rendering: None for the keys)."""
+    spec, read = plan.spec, plan.read
+    bronze = spark.read.table(plan.ident)
+    fields = [f for f in bronze.schema.fields if f.name not in META_COLUMNS]
+    with source.connection(settings) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM ({source.select(spec, None)}) q LIMIT 0")
+        source_names = {c.name for c in cur.description}
+    if source_names != {f.name for f in fields} or not checksums.checksummable(fields):
+        _LOG.info("bronze.%s: columns new or gone at the source, or without a checksum: the table is read whole",
+                  spec.name)
+        return plan.query, None
+    key = list(spec.primary_key)
+    sums = read_source(spark, settings, spec, source.select(
+        spec, None, ", ".join([*(f"src_t.{source.quote(k)}" for k in key), checksums.source_checksum(fields, source.quote)])))
+    sums = sums.localCheckpoint()
+    live = (latest_versions(bronze, spec.primary_key).where("_op <> 'delete'")
+            .select(*(column(k) for k in key), checksums.bronze_checksum(fields)))
+    stale = sums.join(live, [*key, checksums.CHECKSUM], "left_anti").select(*(column(k) for k in key))
+    stale = stale.limit(checksums.MAX_FETCH_KEYS + 1).collect()
+    if len(stale) > checksums.MAX_FETCH_KEYS:
+        _LOG.info("bronze.%s: more than %d rows differ from their checksum in bronze: the table is read whole",
+                  spec.name, checksums.MAX_FETCH_KEYS)
+        return plan.query, sums
+    fetch = checksums.fetch_predicate(spec.primary_key, [tuple(r) for r in stale], source.quote) if stale else "false"
+    predicate = f"({read.predicate}) AND {fetch}" if read.predicate else fetch
+    return source.select(spec, predicate, columns="src_t.*" + read.extra_columns), sums
+
+
 def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: TablePlan,
                        confirmed_deletes: Collection[str]) -> ExtractResult:
     """Extract one table through a Spark plan: compare with bronze, reconcile deletes (a mass
     delete held unless the table is in ``confirmed_deletes``), append."""
     spec, ident, batch_id = plan.spec, plan.ident, plan.batch_id
+    query, source_keys = _reconciling_read(spark, settings, plan) if plan.reconcile else (plan.query, None)
     # one source read: the comparison with bronze, the write and the count of rows read
-    read = read_source(spark, settings, spec, plan.query)
+    read = read_source(spark, settings, spec, query)
     try:
         extracted = with_metadata(read, batch_id).localCheckpoint()
     except Py4JJavaError as exc:
@@ -330,7 +368,7 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
         bronze = spark.read.table(ident)
         new_rows = changed_rows(bronze, spec, extracted)
         if reads_keys:
-            keys = extracted if spec.load_mode is LoadMode.full else read_source(
+            keys = extracted if spec.load_mode is LoadMode.full else source_keys if source_keys is not None else read_source(
                 spark, settings, spec, source.select(spec, None, ", ".join(f"src_t.{source.quote(k)}" for k in spec.primary_key)))
             new_rows = new_rows.unionByName(deleted_rows(bronze, spec, keys, extracted, batch_id))
         if plan.reconcile and spec.append_only:

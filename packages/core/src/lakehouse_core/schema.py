@@ -12,7 +12,7 @@ from __future__ import annotations
 from lakehouse_core.errors import DataError
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import (DataType, DecimalType, DoubleType, FloatType, IntegerType, LongType,
+from pyspark.sql.types import (ByteType, DataType, DecimalType, DoubleType, FloatType, IntegerType, LongType,
                                ShortType, StructType)
 
 
@@ -34,6 +34,8 @@ class SchemaDriftError(DataError):
 def _widens(old: DataType, new: DataType) -> bool:
     if old == new:
         return True
+    if isinstance(new, (ByteType, ShortType)) and isinstance(old, (IntegerType, LongType)):
+        return True  # Iceberg stores a tinyint or smallint as int: every value fits what the table holds
     if isinstance(old, (ShortType, IntegerType)) and isinstance(new, (IntegerType, LongType)):
         return not (isinstance(old, IntegerType) and isinstance(new, IntegerType))
     if isinstance(old, FloatType) and isinstance(new, DoubleType):
