@@ -247,7 +247,7 @@ def test_a_reconciling_batch_reads_in_full_only_the_rows_whose_checksum_differs(
     values = ", ".join(["%s"] * (3 + len(EVERY_TYPE)))
     for row in EVERY_TYPE_ROWS:
         case.sql(f"INSERT INTO {case.name} (v, n, updated_at, {names}) VALUES ({values})",
-                 (row[0], row[1], case.now - timedelta(hours=1), *row[2:]))
+                 (row[0], row[1], case.now - timedelta(days=10), *row[2:]))  # (before the cursor's lookback)
     case.extract()
     _reconciling(case)
     _next_day(case)

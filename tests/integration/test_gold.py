@@ -204,14 +204,15 @@ def trap_shop(spark, settings, empty_lakehouse, source_sql):
         for spec in registry:
             transform_table(spark, own, spec, interval)
         _publish_unvalidated(spark, "silver", interval.batch_id)
-        for table in GOLD_TABLES.values():
-            build_table(spark, own, table, interval)
+        built = [build_table(spark, own, table, interval) for table in GOLD_TABLES.values()]
         report = run_gate(spark, own, "gold", interval.batch_id)
         assert sorted(report.published) == sorted(f"gold.{t}" for t in GOLD_TABLES)
         day = interval.last_day(own.business_zone)
         state[day] = {"rows": {t: _rows(spark, t) for t in GOLD_TABLES if t.startswith(("mart_", "dim_customer"))},
                       "touched": {t: json.loads(iceberg.summary(spark, identifier("gold", t))["lakehouse.touched_days"])
                                   for t in GOLD_TABLES},
+                      # the tables whose upstream tables were unchanged: their state staged alone
+                      "unchanged": sorted(result.table for result in built if result.unchanged),
                       # what the gate validated of each table: (rows, rows the batch rebuilt)
                       "validated": {t.table: (t.row_count, t.batch_rows) for t in report.tables},
                       # after days of incremental runs (a day's wrong rows stay wrong until rebuilt)
@@ -453,6 +454,41 @@ def test_rerun_later_from_the_recorded_snapshots_gives_identical_tables(trap_sho
                            full_refresh=True)
         again, published = table.build(ctx), spark.table(f"lakehouse.gold.{name}")
         assert again.exceptAll(published).count() == 0 and published.exceptAll(again).count() == 0, name
+
+
+def test_a_table_whose_upstream_tables_did_not_change_stages_its_state_alone(trap_shop):
+    """Day 3 changes orders, payments, carts and inventory: the dimensions of the silver tables it
+    leaves unchanged stage their state alone; a table reading the logical date never does. The tables still equal a full rebuild
+    (``test_after_the_daily_runs_every_table_equals_a_full_rebuild_from_silver``)."""
+    from lakehouse_gold.tables import GOLD_TABLES
+
+    _, state = trap_shop
+    assert state[D1]["unchanged"] == []  # (first builds)
+    assert state[D3]["unchanged"] == ["dim_carrier", "dim_channel", "dim_geography", "dim_product",
+                                      "dim_shipping_method", "dim_warehouse"]
+    assert not {t for day in state.values() for t in day["unchanged"] if GOLD_TABLES[t].reads_logical_date}
+
+
+def test_a_table_said_not_to_read_the_logical_date_does_not(trap_shop, spark):
+    """Each table built for the first day and as if the logical date were a month later, from the
+    same silver (which holds rows of the days after the first), holds the same rows: what lets a
+    batch with unchanged upstream tables leave it as published. A mart, which reads it, differs."""
+    from lakehouse_gold.build import BuildContext, SilverSnapshots
+    from lakehouse_gold.tables import GOLD_TABLES
+
+    settings, _ = trap_shop
+    later = DataInterval.parse("2023-02-06T00:00:00+07:00", "2023-02-07T00:00:00+07:00")
+
+    def differences(table) -> int:
+        first, then = (table.build(BuildContext(SilverSnapshots.current(spark, table.upstream), settings, interval,
+                                                gold_tables=table.depends_on, full_refresh=True))
+                       for interval in (DAYS[0], later))
+        return first.exceptAll(then).count() + then.exceptAll(first).count()
+
+    independent = [table for table in GOLD_TABLES.values() if not table.reads_logical_date]
+    assert len(independent) == 13
+    assert {table.name: differences(table) for table in independent} == {table.name: 0 for table in independent}
+    assert differences(GOLD_TABLES["mart_daily_sales"]) > 0
 
 
 def test_readme_questions_and_pyiceberg_read_every_gold_table(trap_shop, spark, capsys):

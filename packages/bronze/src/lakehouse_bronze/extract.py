@@ -223,7 +223,7 @@ def plan_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec
 
     A batch already published is a no-op: it is recognised before anything is planned (so an
     older published batch rerun after newer ones is skipped, not refused by its watermark). A
-    reconciling batch reads the whole table (as a first read would), keeping a serial watermark.
+    reconciling batch reads what its cursor selects and what its checksums find (``_reconciling_read``).
     Raises BatchOrderError, WatermarkError, SourceSchemaError (see ``extract_tables``).
     """
     ident = identifier("bronze", spec.name)
@@ -237,9 +237,7 @@ def plan_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec
     watermark = start.state("watermark")
     reconcile = (watermark is not None and spec.load_mode is LoadMode.incremental
                  and settings.extract.reconciles(interval, settings.source_zone))
-    read = cursors.plan_read(spec, cursor_type, None if reconcile else watermark, state, interval, settings)
-    if reconcile and read.watermark_is_max_of:
-        read = replace(read, watermark=watermark)  # (a serial watermark never moves back)
+    read = cursors.plan_read(spec, cursor_type, watermark, state, interval, settings)
     query = source.select(spec, read.predicate, columns="src_t.*" + read.extra_columns)
     deferred = Deferred()
     if read.deferred:
@@ -295,34 +293,41 @@ def _hold_mass_delete(spark: SparkSession, settings: LakehouseSettings, plan: Ta
 
 def _reconciling_read(spark: SparkSession, settings: LakehouseSettings, plan: TablePlan) -> tuple[str, DataFrame | None]:
     """What a reconciling batch reads in full, and the source's keys when it read them (``checksums``):
-    the source's key and row checksum are compared with bronze's latest versions, and only the rows
-    that differ or that bronze lacks are read (the whole table when more than
-    ``checksums.MAX_FETCH_KEYS`` do, when a column is new or gone at the source, or when one has no
-    canonical rendering: None for the keys)."""
+    the source's key and row checksum are compared with bronze's latest versions, and the rows
+    that differ or that bronze lacks, among those the cursor neither selects now nor leaves for a
+    later batch, are read with the cursor's. The whole table (but what the cursor leaves for later)
+    is read when more than ``checksums.MAX_FETCH_KEYS`` differ, and when a column is new or gone
+    at the source or has no canonical rendering (then None for the keys)."""
     spec, read = plan.spec, plan.read
     bronze = spark.read.table(plan.ident)
     fields = [f for f in bronze.schema.fields if f.name not in META_COLUMNS]
     with source.connection(settings) as conn, conn.cursor() as cur:
         cur.execute(f"SELECT * FROM ({source.select(spec, None)}) q LIMIT 0")
         source_names = {c.name for c in cur.description}
+    later = f"NOT ({read.deferred})" if read.deferred else None
+    whole = source.select(spec, later, columns="src_t.*" + read.extra_columns)
     if source_names != {f.name for f in fields} or not checksums.checksummable(fields):
         _LOG.info("bronze.%s: columns new or gone at the source, or without a checksum: the table is read whole",
                   spec.name)
-        return plan.query, None
+        return whole, None
     key = list(spec.primary_key)
-    sums = read_source(spark, settings, spec, source.select(
-        spec, None, ", ".join([*(f"src_t.{source.quote(k)}" for k in key), checksums.source_checksum(fields, source.quote)])))
+    by_cursor = " OR ".join(f"({p})" for p in (read.predicate, read.deferred) if p) or "false"
+    sums = read_source(spark, settings, spec, source.select(spec, None, ", ".join([
+        *(f"src_t.{source.quote(k)}" for k in key), checksums.source_checksum(fields, source.quote),
+        f"coalesce({by_cursor}, false) AS _by_cursor"])))
     sums = sums.localCheckpoint()
     live = (latest_versions(bronze, spec.primary_key).where("_op <> 'delete'")
             .select(*(column(k) for k in key), checksums.bronze_checksum(fields)))
-    stale = sums.join(live, [*key, checksums.CHECKSUM], "left_anti").select(*(column(k) for k in key))
-    stale = stale.limit(checksums.MAX_FETCH_KEYS + 1).collect()
+    stale = (sums.where(~F.col("_by_cursor")).join(live, [*key, checksums.CHECKSUM], "left_anti")
+             .select(*(column(k) for k in key)).limit(checksums.MAX_FETCH_KEYS + 1).collect())
     if len(stale) > checksums.MAX_FETCH_KEYS:
-        _LOG.info("bronze.%s: more than %d rows differ from their checksum in bronze: the table is read whole",
-                  spec.name, checksums.MAX_FETCH_KEYS)
+        _LOG.info("bronze.%s: more than %d rows beyond its cursor differ from their checksum in bronze: the table "
+                  "is read whole", spec.name, checksums.MAX_FETCH_KEYS)
+        return whole, sums
+    if not stale:
         return plan.query, sums
-    fetch = checksums.fetch_predicate(spec.primary_key, [tuple(r) for r in stale], source.quote) if stale else "false"
-    predicate = f"({read.predicate}) AND {fetch}" if read.predicate else fetch
+    fetch = checksums.fetch_predicate(spec.primary_key, [tuple(r) for r in stale], source.quote)
+    predicate = f"({read.predicate}) OR {fetch}" if read.predicate else fetch
     return source.select(spec, predicate, columns="src_t.*" + read.extra_columns), sums
 
 

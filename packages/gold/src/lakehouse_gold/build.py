@@ -255,6 +255,10 @@ class GoldTable:
     #: totals computed from the built rows and, independently, from silver: name → (gold, silver);
     #: committed as ``lakehouse.reconcile.<name>.gold|silver`` for the gold ``_batch`` suite
     reconcile: Callable[[BuildContext, DataFrame], dict[str, tuple[Decimal, Decimal]]] | None = None
+    #: False: the rows are a function of the upstream tables alone, not of the run's data interval
+    #: (no logical-date cut-off, no batch history): a batch whose upstream tables hold the rows they
+    #: held for the table's last published build leaves it as published (``inputs_unchanged``)
+    reads_logical_date: bool = True
 
 
 def business_day(ts: F.Column, settings: LakehouseSettings) -> F.Column:
@@ -268,6 +272,21 @@ class GoldResult:
     rows: int
     skipped: bool = False
     column_lineage: ColumnLineage | None = None  # when lineage is on
+    unchanged: bool = False  # its upstream tables unchanged: its state staged alone (``inputs_unchanged``)
+
+
+def inputs_unchanged(spark: SparkSession, table: GoldTable, start: iceberg.BatchStart, silver: SilverSnapshots,
+                     branch: str) -> bool:
+    """Whether ``table`` (one that does not read the logical date) would be built as last published:
+    every silver table it reads holds the rows of the snapshot its last published build read
+    (``lakehouse.upstream_snapshot``; the commits since state alone or compactions), and every gold
+    table it reads holds on ``branch`` the rows it last published."""
+    if table.reads_logical_date or table.reconcile is not None:
+        return False
+    read = start.state("upstream_snapshot") or {}
+    return (all(t in read and iceberg.same_rows_between(spark, identifier("silver", t), read[t], silver.ids[t])
+                for t in table.upstream)
+            and all(iceberg.same_rows_as_published(spark, identifier("gold", t), branch) for t in table.depends_on))
 
 
 def daily_scope(context: BuildContext, table: GoldTable) -> list[date | None] | None:
@@ -297,6 +316,15 @@ def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTab
     branch = iceberg.audit_branch(batch_id)
     context = BuildContext(silver, settings, interval, branch, table.depends_on, full_refresh=full_refresh,
                            previous_batch=start.summary.get("lakehouse.batch_id"), table=table.name)
+    gold_read = {t: iceberg.snapshot_id(spark, identifier("gold", t), branch)
+                 or iceberg.snapshot_id(spark, identifier("gold", t)) for t in table.depends_on}
+    state = {"lakehouse.upstream_snapshot": iceberg.encode(silver.ids),
+             "lakehouse.gold_upstream_snapshot": iceberg.encode(gold_read)}
+    if incremental and inputs_unchanged(spark, table, start, silver, branch):
+        # the state alone, as a build that changes nothing stages it (no Spark job, no files)
+        state[TOUCHED_DAYS] = iceberg.encode([] if table.touched_days else None)
+        iceberg.stage(spark, ident, batch_id, None, PACKAGE, state)
+        return GoldResult(table.name, 0, unchanged=True)
     if incremental and table.touched_days and context.previous_batch:
         context = replace(context, scope=daily_scope(context, table))
     df = table.build(context)
@@ -316,10 +344,7 @@ def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTab
         iceberg.create_table(spark, ident, df.schema, partition_by=table.partition_by)
         if table.sort_by:  # writes sorted for the common filters: readers skip files by min/max
             spark.sql(f"ALTER TABLE {ident} WRITE ORDERED BY {', '.join(table.sort_by)}")
-    gold_read = {t: iceberg.snapshot_id(spark, identifier("gold", t), branch)
-                 or iceberg.snapshot_id(spark, identifier("gold", t)) for t in table.depends_on}
-    state = {"lakehouse.upstream_snapshot": iceberg.encode(silver.ids),
-             "lakehouse.gold_upstream_snapshot": iceberg.encode(gold_read), TOUCHED_DAYS: iceberg.encode(context.scope)}
+    state[TOUCHED_DAYS] = iceberg.encode(context.scope)
 
     def write_and_reconcile(target: str) -> None:
         write(df, target)

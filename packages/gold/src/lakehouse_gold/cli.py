@@ -17,6 +17,7 @@ def _build(args: argparse.Namespace) -> int:
 
     def done(result: GoldResult, seconds: float) -> None:
         progress.done(f"gold.{result.table}", "already published, skipped" if result.skipped else
+                      "inputs unchanged, its state staged alone" if result.unchanged else
                       f"{result.rows} rows staged", seconds, rows=None if result.skipped else result.rows,
                       staged=not result.skipped)
 
