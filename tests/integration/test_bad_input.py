@@ -231,16 +231,11 @@ EVERY_TYPE_ROWS = [
 ]
 
 
-def _read_in_full(case: Case) -> int:
-    """The rows the last published batch read from the source in full (``lakehouse.source_rows``)."""
-    return int(iceberg.summary(case.spark, case.ident)["lakehouse.source_rows"])
-
-
 @pytest.mark.parametrize("reader", ["jdbc", "copy"])
-def test_a_reconciling_batch_reads_in_full_only_the_rows_whose_checksum_differs(spark, source, reader):
-    """The source sends each row's key and checksum: with a column of every type the readers map,
-    NULLs and unusual text, a table equal to bronze has no row read in full, and an update its
-    cursor cannot see has that row alone; a delete lands from the keys."""
+def test_a_reconciliation_of_every_column_type_lands_only_what_changed(spark, source, reader):
+    """With a column of every type the readers map, NULLs and unusual text, a reconciling batch of
+    a table equal to bronze lands nothing; an update its cursor cannot see lands that row alone and
+    a delete its key. (A smallint column stays one: Iceberg holds it as int.)"""
     case = Case(spark, source, "updated_at", reader=reader, reconcile=True)
     case.sql(f"ALTER TABLE {case.name} " + ", ".join(f"ADD COLUMN {c}" for c in EVERY_TYPE))
     names = ", ".join(c.split()[0] for c in EVERY_TYPE)
@@ -251,12 +246,13 @@ def test_a_reconciling_batch_reads_in_full_only_the_rows_whose_checksum_differs(
     case.extract()
     _reconciling(case)
     _next_day(case)
-    assert case.extract().rows_written == 0 and _read_in_full(case) == 0
+    result = case.extract()
+    assert (result.rows_written, result.deletes) == (0, 0)
     case.sql(f"UPDATE {case.name} SET price = price + 1, seen = seen + interval '1 microsecond' WHERE v = 'a'")
     case.sql(f"DELETE FROM {case.name} WHERE v = 'b'")
     _next_day(case)
     result = case.extract()
-    assert (result.rows_written, result.deletes, _read_in_full(case)) == (1, 1, 1)
+    assert (result.rows_written, result.deletes) == (1, 1)
     assert case.current_from_bronze() == case.current_in_source()
 
 

@@ -15,10 +15,8 @@ Per table, driven by the registry (see ``cursors`` for what each cursor kind rea
   connection to half of it) is held: ``MassDeleteError``, nothing staged for the table, until
   the deletes are confirmed for it.
 * Reconciliation (on the batches ``extract.reconcile_every_days`` picks): an incremental table is
-  compared whole with bronze like a full one, its deletes included, but through a per-row
-  checksum (``checksums``): the source sends each row's key and checksum, and only the rows
-  whose checksum differs from their latest bronze version's, or which bronze lacks, are read in
-  full. It lands what its cursor cannot see (a timestamp moved back past the lookback, an old row updated under a
+  read whole, compared with bronze like a full one, its deletes included. It lands what its
+  cursor cannot see (a timestamp moved back past the lookback, an old row updated under a
   serial cursor, an insert committed far behind it); in an append-only table a changed row, or
   a deleted one unless the registry reconciles its deletes, is refused: ``DriftError``.
 * Schema drift is checked before anything is written (``lakehouse_core.schema``): a dropped or
@@ -38,7 +36,6 @@ replaces its own earlier attempt (the branch is reset).
 from __future__ import annotations
 
 import functools
-import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -58,10 +55,9 @@ from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.registry import LoadMode, TableSpec, identifier
 from lakehouse_core.schema import check_evolution, column
 from lakehouse_core.settings import LakehouseSettings
-from lakehouse_bronze import checksums, cursors, landing, source
+from lakehouse_bronze import cursors, landing, source
 from lakehouse_bronze.copy_reader import plan_copy, task_errors
 
-_LOG = logging.getLogger(__name__)
 META_COLUMNS = ("_source_xid", "_batch_id", "_ingested_at", "_op")
 PACKAGE = "lakehouse-bronze"
 #: Threads for per-table driver work that waits on the source or the catalog.
@@ -103,7 +99,7 @@ class TablePlan:
     read: cursors.ReadPlan | None = None
     query: str | None = None
     deferred: Deferred = Deferred()
-    #: the batch compares the whole table with bronze (``extract.reconcile_every_days``, ``_reconciling_read``)
+    #: the batch reads the whole table and compares it with bronze (``extract.reconcile_every_days``)
     reconcile: bool = False
 
     @property
@@ -223,7 +219,7 @@ def plan_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec
 
     A batch already published is a no-op: it is recognised before anything is planned (so an
     older published batch rerun after newer ones is skipped, not refused by its watermark). A
-    reconciling batch reads what its cursor selects and what its checksums find (``_reconciling_read``).
+    reconciling batch reads the whole table (as a first read would), keeping a serial watermark.
     Raises BatchOrderError, WatermarkError, SourceSchemaError (see ``extract_tables``).
     """
     ident = identifier("bronze", spec.name)
@@ -237,7 +233,9 @@ def plan_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec
     watermark = start.state("watermark")
     reconcile = (watermark is not None and spec.load_mode is LoadMode.incremental
                  and settings.extract.reconciles(interval, settings.source_zone))
-    read = cursors.plan_read(spec, cursor_type, watermark, state, interval, settings)
+    read = cursors.plan_read(spec, cursor_type, None if reconcile else watermark, state, interval, settings)
+    if reconcile and read.watermark_is_max_of:
+        read = replace(read, watermark=watermark)  # (a serial watermark never moves back)
     query = source.select(spec, read.predicate, columns="src_t.*" + read.extra_columns)
     deferred = Deferred()
     if read.deferred:
@@ -291,54 +289,13 @@ def _hold_mass_delete(spark: SparkSession, settings: LakehouseSettings, plan: Ta
             f'{{"confirm_mass_deletes": ["{plan.spec.name}"]}})')
 
 
-def _reconciling_read(spark: SparkSession, settings: LakehouseSettings, plan: TablePlan) -> tuple[str, DataFrame | None]:
-    """What a reconciling batch reads in full, and the source's keys when it read them (``checksums``):
-    the source's key and row checksum are compared with bronze's latest versions, and the rows
-    that differ or that bronze lacks, among those the cursor neither selects now nor leaves for a
-    later batch, are read with the cursor's. The whole table (but what the cursor leaves for later)
-    is read when more than ``checksums.MAX_FETCH_KEYS`` differ, and when a column is new or gone
-    at the source or has no canonical rendering (then None for the keys)."""
-    spec, read = plan.spec, plan.read
-    bronze = spark.read.table(plan.ident)
-    fields = [f for f in bronze.schema.fields if f.name not in META_COLUMNS]
-    with source.connection(settings) as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT * FROM ({source.select(spec, None)}) q LIMIT 0")
-        source_names = {c.name for c in cur.description}
-    later = f"NOT ({read.deferred})" if read.deferred else None
-    whole = source.select(spec, later, columns="src_t.*" + read.extra_columns)
-    if source_names != {f.name for f in fields} or not checksums.checksummable(fields):
-        _LOG.info("bronze.%s: columns new or gone at the source, or without a checksum: the table is read whole",
-                  spec.name)
-        return whole, None
-    key = list(spec.primary_key)
-    by_cursor = " OR ".join(f"({p})" for p in (read.predicate, read.deferred) if p) or "false"
-    sums = read_source(spark, settings, spec, source.select(spec, None, ", ".join([
-        *(f"src_t.{source.quote(k)}" for k in key), checksums.source_checksum(fields, source.quote),
-        f"coalesce({by_cursor}, false) AS _by_cursor"])))
-    sums = sums.localCheckpoint()
-    live = (latest_versions(bronze, spec.primary_key).where("_op <> 'delete'")
-            .select(*(column(k) for k in key), checksums.bronze_checksum(fields)))
-    stale = (sums.where(~F.col("_by_cursor")).join(live, [*key, checksums.CHECKSUM], "left_anti")
-             .select(*(column(k) for k in key)).limit(checksums.MAX_FETCH_KEYS + 1).collect())
-    if len(stale) > checksums.MAX_FETCH_KEYS:
-        _LOG.info("bronze.%s: more than %d rows beyond its cursor differ from their checksum in bronze: the table "
-                  "is read whole", spec.name, checksums.MAX_FETCH_KEYS)
-        return whole, sums
-    if not stale:
-        return plan.query, sums
-    fetch = checksums.fetch_predicate(spec.primary_key, [tuple(r) for r in stale], source.quote)
-    predicate = f"({read.predicate}) OR {fetch}" if read.predicate else fetch
-    return source.select(spec, predicate, columns="src_t.*" + read.extra_columns), sums
-
-
 def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: TablePlan,
                        confirmed_deletes: Collection[str]) -> ExtractResult:
     """Extract one table through a Spark plan: compare with bronze, reconcile deletes (a mass
     delete held unless the table is in ``confirmed_deletes``), append."""
     spec, ident, batch_id = plan.spec, plan.ident, plan.batch_id
-    query, source_keys = _reconciling_read(spark, settings, plan) if plan.reconcile else (plan.query, None)
     # one source read: the comparison with bronze, the write and the count of rows read
-    read = read_source(spark, settings, spec, query)
+    read = read_source(spark, settings, spec, plan.query)
     try:
         extracted = with_metadata(read, batch_id).localCheckpoint()
     except Py4JJavaError as exc:
@@ -373,7 +330,7 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
         bronze = spark.read.table(ident)
         new_rows = changed_rows(bronze, spec, extracted)
         if reads_keys:
-            keys = extracted if spec.load_mode is LoadMode.full else source_keys if source_keys is not None else read_source(
+            keys = extracted if spec.load_mode is LoadMode.full else read_source(
                 spark, settings, spec, source.select(spec, None, ", ".join(f"src_t.{source.quote(k)}" for k in spec.primary_key)))
             new_rows = new_rows.unionByName(deleted_rows(bronze, spec, keys, extracted, batch_id))
         if plan.reconcile and spec.append_only:

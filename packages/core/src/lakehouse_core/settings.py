@@ -116,10 +116,10 @@ class ExtractSettings(SettingsGroup):
     # confirmed (`lakehouse bronze extract --confirm-mass-deletes TABLE`), e.g. a table emptied at the source
     max_delete_share: float = Field(0.5, gt=0, le=1)
     mass_delete_min_keys: int = Field(20, ge=1)
-    # each incremental table compared whole with bronze through a per-row checksum read from the
-    # source (changed, missed and deleted rows land; an insert-only table's changed rows, and
-    # deleted ones unless it reconciles its deletes, are refused): on every batch (1), on the
-    # batches whose last day is a multiple of N days after 2000-01-01 (7: weekly), never (0).
+    # each incremental table read whole and compared with bronze (changed, missed and deleted
+    # rows land; an insert-only table's changed rows, and deleted ones unless it reconciles its
+    # deletes, are refused): on every batch (1), on the batches whose last day is a multiple of N
+    # days after 2000-01-01 (7: weekly), never (0, the default until its cost at scale is measured).
     # It finds what a cursor cannot see: a timestamp moved back past the lookback, a delete or an
     # update in an insert-only table
     reconcile_every_days: int = Field(0, ge=0)

@@ -321,10 +321,12 @@ def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTab
     state = {"lakehouse.upstream_snapshot": iceberg.encode(silver.ids),
              "lakehouse.gold_upstream_snapshot": iceberg.encode(gold_read)}
     if incremental and inputs_unchanged(spark, table, start, silver, branch):
-        # the state alone, as a build that changes nothing stages it (no Spark job, no files)
+        # the state alone, as a build that changes nothing stages it (no files); the column lineage
+        # (when on) still read from the plan of the table's build, as a consumer shows the latest run's
         state[TOUCHED_DAYS] = iceberg.encode([] if table.touched_days else None)
         iceberg.stage(spark, ident, batch_id, None, PACKAGE, state)
-        return GoldResult(table.name, 0, unchanged=True)
+        lineage = plan_lineage.column_lineage(table.build(context)) if settings.lineage.enabled else None
+        return GoldResult(table.name, 0, column_lineage=lineage, unchanged=True)
     if incremental and table.touched_days and context.previous_batch:
         context = replace(context, scope=daily_scope(context, table))
     df = table.build(context)
