@@ -7,7 +7,8 @@ the source is simulated for ``--days - 1`` days and extracted as one batch (publ
 for two more simulated days the daily extract of every table runs, first as usual (each
 table reads what its cursor selects), then (the next day) with ``extract.reconcile_every_days``
 = 1 (each incremental table read whole and compared with bronze, deletes included;
-``*_rows_read``: the rows read from the source). Both are timed; ``reconcile_over_daily`` is their ratio. Recorded in ``bench/results/reconcile.json``.
+``*_rows_read``: the rows read from the source). Both are timed; ``reconcile_over_daily`` is
+their ratio. Recorded in ``bench/results/reconcile.json``.
 """
 
 from __future__ import annotations

@@ -458,7 +458,8 @@ def test_rerun_later_from_the_recorded_snapshots_gives_identical_tables(trap_sho
 
 def test_a_table_whose_upstream_tables_did_not_change_stages_its_state_alone(trap_shop):
     """Day 3 changes orders, payments, carts and inventory: the dimensions of the silver tables it
-    leaves unchanged stage their state alone; a table reading the logical date never does. The tables still equal a full rebuild
+    leaves unchanged stage their state alone; a table reading the logical date never does. The
+    tables still equal a full rebuild
     (``test_after_the_daily_runs_every_table_equals_a_full_rebuild_from_silver``)."""
     from lakehouse_gold.tables import GOLD_TABLES
 
