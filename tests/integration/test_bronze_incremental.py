@@ -135,6 +135,40 @@ def test_a_full_table_read_as_at_its_last_batch_stages_its_state_alone(spark, so
         assert case.current_from_bronze() == case.current_in_source(), change
 
 
+@pytest.mark.parametrize("cursor, reconcile", [("updated_at", False), ("id", False), ("xmin", False), ("updated_at", True)])
+def test_an_incremental_window_read_as_at_its_last_batch_is_not_read(spark, source, cursor, reconcile):
+    """A batch whose read window holds exactly the rows its table's last batch read (PostgreSQL's
+    fingerprint of that window, and no other row in the new one; with ``reconcile_deletes``, the
+    same keys in the whole table) stages its state alone without reading; an update inside the
+    window that leaves the cursor alone, an insert, a new column or a reconciled delete is read
+    and lands, and the batch after it is quiet again."""
+    case = Case(spark, source, cursor, reconcile=reconcile)
+    case.sql(f"INSERT INTO {case.name} (v, n, updated_at) VALUES ('a', 1, %s), ('b', NULL, NULL), ('z', 0, '2020-01-01')",
+             (START + timedelta(hours=11),))
+    case.extract()  # a first load: nothing to compare, no fingerprint taken
+    assert not case.extract().as_last_read  # its window's fingerprint taken
+
+    def quiet() -> None:
+        result = case.extract()
+        assert (result.rows_written, result.deletes, result.as_last_read) == (0, 0, True)
+        summary = iceberg.summary(spark, case.ident)
+        assert (summary["lakehouse.landed_rows"], summary["lakehouse.batch_id"]) == ("0", case.interval().batch_id)
+
+    quiet()
+    changes = [(f"UPDATE {case.name} SET n = 2 WHERE v = 'b'", (1, 0), ()),
+               (f"INSERT INTO {case.name} (v, n) VALUES ('c', 3)", (1, 0), ()),
+               (f"ALTER TABLE {case.name} ADD COLUMN w text", (0, 0), ("w",))]
+    if reconcile:  # a key deleted outside the window (its cursor an hour before the watermark and more)
+        changes.append((f"DELETE FROM {case.name} WHERE v = 'z'", (0, 1), ()))
+    for change, landed, new_columns in changes:
+        case.sql(change)
+        result = case.extract()
+        assert ((result.rows_written, result.deletes), result.as_last_read, result.new_columns) == \
+            (landed, False, new_columns), change
+        assert case.current_from_bronze() == case.current_in_source(), change
+        quiet()
+
+
 def test_a_mass_delete_is_held_until_confirmed(spark, source):
     """Deleting 25 of 60 keys (under ``extract.max_delete_share``) goes through; the table then
     emptied at the source is held: nothing staged, the error names the table, the counts and

@@ -28,7 +28,7 @@ that batch reads the whole table once and commits a watermark of the new kind.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from lakehouse_core.batch import DataInterval
@@ -59,6 +59,9 @@ class ReadPlan:
     # those of them dated after the source's own clock
     deferred: str | None = None
     future: str | None = None
+    #: the bounds ``predicate`` renders (``window_predicate``), committed with the batch: the next
+    #: batch checks whether the rows within them are still those this batch read (``extract``)
+    window: dict = field(default_factory=lambda: {"kind": "all"})
 
 
 def plan_read(spec: TableSpec, cursor_type: str | None, previous: dict | None, state: SourceState,
@@ -72,35 +75,54 @@ def plan_read(spec: TableSpec, cursor_type: str | None, previous: dict | None, s
         return ReadPlan(None)
     previous = _of_this_cursor(spec, cursor_type, previous)
     if spec.uses_commit_cursor:
-        predicate = None
-        if previous is not None:
-            predicate = f"NOT pg_visible_in_snapshot({XMIN_AS_XID8}::text::xid8, {snapshot_literal(previous['snapshot'])})"
-        return ReadPlan(predicate, extra_columns=f", {XMIN_AS_XID8} AS _source_xid",
-                        watermark={"kind": "xmin", "snapshot": state.snapshot})
+        window = {"kind": "xmin", "snapshot": previous and previous["snapshot"]}
+        return ReadPlan(window_predicate(window), extra_columns=f", {XMIN_AS_XID8} AS _source_xid",
+                        watermark={"kind": "xmin", "snapshot": state.snapshot}, window=window)
 
-    column = quote(spec.cursor)
     if cursor_type in SERIAL_TYPES:
-        predicate = None
-        if previous is not None:
-            predicate = f"src_t.{column} >= {literal(int(previous['value']) - settings.extract.lookback_ids)}"
-        return ReadPlan(predicate, watermark=previous, watermark_is_max_of=spec.cursor)
+        window = {"kind": "serial", "column": spec.cursor,
+                  "from": None if previous is None else int(previous["value"]) - settings.extract.lookback_ids}
+        return ReadPlan(window_predicate(window), watermark=previous, watermark_is_max_of=spec.cursor, window=window)
     if cursor_type not in TIMESTAMP_TYPES:
         raise WatermarkError(f"{spec.name}.{spec.cursor}: cursor of type {cursor_type!r} is neither a serial "
                              "nor a timestamp column; use cursor = \"xmin\" or load_mode = \"full\"")
 
     upper = min(interval.end_in_zone(settings.source_zone),
                 state.now - timedelta(seconds=settings.extract.safety_lag_seconds))
-    bounds = [f"src_t.{column} < {literal(upper)}"]
+    lower = None
     if previous is not None:
         last = datetime.fromisoformat(previous["value"])
         if upper < last:
             raise WatermarkError(
                 f"{spec.name}.{spec.cursor}: watermark would move backwards from {last} to {upper} "
                 f"(source now {state.now}); the source clock went back or the interval precedes the watermark")
-        bounds.append(f"src_t.{column} >= {literal(last - timedelta(seconds=settings.extract.lookback_seconds))}")
-    predicate = f"(({' AND '.join(bounds)}) OR src_t.{column} IS NULL)"
-    return ReadPlan(predicate, watermark={"kind": "timestamp", "value": upper.isoformat()},
-                    deferred=f"src_t.{column} >= {literal(upper)}", future=f"src_t.{column} > {literal(state.now)}")
+        lower = (last - timedelta(seconds=settings.extract.lookback_seconds)).isoformat()
+    window = {"kind": "timestamp", "column": spec.cursor, "from": lower, "until": upper.isoformat()}
+    column = f"src_t.{quote(spec.cursor)}"
+    return ReadPlan(window_predicate(window), watermark={"kind": "timestamp", "value": upper.isoformat()},
+                    deferred=f"{column} >= {literal(upper)}", future=f"{column} > {literal(state.now)}", window=window)
+
+
+def window_predicate(window: dict) -> str | None:
+    """The SQL predicate (on ``src_t``) of a read window of ``ReadPlan.window`` (None: every row).
+    Values are rendered as typed literals (``literal``, ``snapshot_literal``); raises ValueError
+    for a window of no known kind."""
+    kind = window.get("kind")
+    if kind == "all":
+        return None
+    if kind == "xmin":
+        snapshot = window["snapshot"]
+        return None if snapshot is None else \
+            f"NOT pg_visible_in_snapshot({XMIN_AS_XID8}::text::xid8, {snapshot_literal(snapshot)})"
+    column = f"src_t.{quote(window['column'])}"
+    if kind == "serial":
+        return None if window["from"] is None else f"{column} >= {literal(int(window['from']))}"
+    if kind == "timestamp":
+        bounds = [f"{column} < {literal(datetime.fromisoformat(window['until']))}"]
+        if window["from"] is not None:
+            bounds.append(f"{column} >= {literal(datetime.fromisoformat(window['from']))}")
+        return f"(({' AND '.join(bounds)}) OR {column} IS NULL)"
+    raise ValueError(f"not a read window: {window!r}")
 
 
 def _of_this_cursor(spec: TableSpec, cursor_type: str | None, previous: dict | None) -> dict | None:

@@ -5,9 +5,14 @@ Per table, driven by the registry (see ``cursors`` for what each cursor kind rea
 * ``incremental`` tables read the rows their cursor selects; ``full`` tables read all rows.
 * Rows equal to the latest bronze version of their key are dropped (NULL-safe equality of
   every source column bronze has, and NULL in any column it does not have yet), so
-  re-reads (lookback overlap, full reloads) never inflate bronze. A ``full`` table whose rows
-  read exactly as for its last published batch (``fingerprint``, committed with each batch) is
-  not compared with bronze at all: the batch stages its state alone.
+  re-reads (lookback overlap, full reloads) never inflate bronze.
+* A quiet table is not read at all: each batch commits its read window (``cursors.ReadPlan.window``)
+  with the window's fingerprint taken by PostgreSQL before the read (``source.read_window``). When
+  the rows of that window still have that fingerprint and the new window holds no other row (and
+  the batch does not reconcile; a table reconciling its deletes also holds the same keys), bronze
+  holds the latest version of every row the batch would read: it stages its state alone, without a
+  Spark read. A row changed between the fingerprint and the read makes the next fingerprint differ:
+  that batch reads.
 * Hard deletes: ``full`` tables, and incremental tables with ``reconcile_deletes``,
   compare the source's primary keys with the live keys in bronze and record the
   missing ones as ``_op = 'delete'`` rows. A batch deleting more than
@@ -84,7 +89,7 @@ class ExtractResult:
     skipped: bool = False
     deferred: Deferred = Deferred()
     seconds: float | None = None  # its own extraction (None: landed in one job with other first loads)
-    #: a full-load table whose source read as for the last published batch: bronze was not compared
+    #: the source window read as for the last published batch: nothing was read (module docstring)
     as_last_read: bool = False
 
 
@@ -101,23 +106,27 @@ class TablePlan:
     deferred: Deferred = Deferred()
     #: the batch reads the whole table and compares it with bronze (``extract.reconcile_every_days``)
     reconcile: bool = False
+    #: the source rows of the read window (None: not taken, the batch reads whatever it holds)
+    window: source.WindowRead | None = None
+    #: the window holds the rows the last published batch read: nothing to read (module docstring)
+    as_last_read: bool = False
 
     @property
     def branch(self) -> str:
         return iceberg.audit_branch(self.batch_id)
 
-    def state_properties(self, watermark: dict | None, source_rows: int, landed_rows: int,
-                         digest: str | None = None) -> dict[str, str]:
+    def state_properties(self, watermark: dict | None, source_rows: int, landed_rows: int) -> dict[str, str]:
         """The ``lakehouse.*`` properties committed with the batch's data (``*_rows``: validated by
         the bronze ``_batch`` suite; ``source_rows``: the rows read from the source; ``landed_rows``:
         the rows this batch appends, new and changed versions and deletes, which the gate counts
-        again in the table; ``digest``: a full-load table's ``fingerprint`` of the rows read, committed
-        as ``source_fingerprint``)."""
+        again in the table; ``read_window``: the window read and its fingerprint, when taken)."""
+        read_window = {} if self.window is None else {f"{iceberg.PROPERTY_PREFIX}{READ_WINDOW}": iceberg.encode(
+            {"window": self.read.window, "fingerprint": self.window.fingerprint})}
         return {"lakehouse.batch_id": self.batch_id, "lakehouse.watermark": iceberg.encode(watermark),
                 "lakehouse.package_version": version(PACKAGE), "lakehouse.source_rows": str(source_rows),
                 "lakehouse.landed_rows": str(landed_rows),
                 "lakehouse.deferred_rows": str(self.deferred.rows), "lakehouse.future_rows": str(self.deferred.future),
-                **({f"{iceberg.PROPERTY_PREFIX}{FINGERPRINT}": iceberg.encode(digest)} if digest else {})}
+                **read_window}
 
     def result(self, rows: int, deletes: int, watermark: dict | None, new_columns: tuple[str, ...] = (),
                as_last_read: bool = False) -> ExtractResult:
@@ -140,19 +149,8 @@ def with_metadata(df: DataFrame, batch_id: str) -> DataFrame:
               .withColumn("_op", F.lit("upsert")))
 
 
-#: the state (``lakehouse.<key>``) holding a full-load table's ``fingerprint`` of the source rows its batch read
-FINGERPRINT = "source_fingerprint"
-
-
-def fingerprint(rows: DataFrame) -> tuple[str, int]:
-    """An order-independent digest of the source columns of ``rows`` (``<count>:<sum of xxhash64>:<sum
-    of murmur3>``, each row hashed over its values and which of them are NULL), and the row count.
-    Equal digests mean the same multiset of rows, up to a collision of two 64- and 32-bit hash sums."""
-    values = [column(c) for c in rows.columns if c not in META_COLUMNS]
-    hashed = [*values, *(v.isNull() for v in values)]
-    count, xxhash, murmur = rows.agg(F.count(F.lit(1)), F.sum(F.xxhash64(*hashed).cast("decimal(38,0)")),
-                                     F.sum(F.hash(*hashed).cast("decimal(38,0)"))).first()
-    return f"{count}:{xxhash or 0}:{murmur or 0}", count
+#: the state (``lakehouse.<key>``) holding the read window of a batch and its fingerprint
+READ_WINDOW = "read_window"
 
 
 def latest_versions(bronze: DataFrame, key: tuple[str, ...]) -> DataFrame:
@@ -240,7 +238,25 @@ def plan_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec
     deferred = Deferred()
     if read.deferred:
         deferred = Deferred(*source.count_rows(settings, spec, read.deferred, read.future, pool=pool))
-    return TablePlan(spec, ident, interval.batch_id, start, read, query, deferred, reconcile)
+    window, as_last_read = None, False
+    if start.exists and not reconcile:
+        window, as_last_read = _window_as_last_read(settings, spec, read, start.state(READ_WINDOW), pool)
+    return TablePlan(spec, ident, interval.batch_id, start, read, query, deferred, reconcile, window, as_last_read)
+
+
+def _window_as_last_read(settings: LakehouseSettings, spec: TableSpec, read: cursors.ReadPlan, last: dict | None,
+                         pool: ThreadedConnectionPool | None) -> tuple[source.WindowRead, bool]:
+    """The source rows of ``read``'s window, and whether they are those the last published batch
+    read: the rows of its window (``last``, of the same cursor) have the fingerprint it committed and
+    the new window holds no other row (and, for an incremental table reconciling its deletes, the
+    table holds the keys it held then)."""
+    previous = (last or {}).get("window")
+    comparable = previous is not None and (previous.get("kind"), previous.get("column")) == \
+        (read.window["kind"], read.window.get("column"))
+    found = source.read_window(settings, spec, read.predicate, cursors.window_predicate(previous) if comparable else None,
+                               pool, compare=comparable,
+                               keys=spec.reconcile_deletes and spec.load_mode is LoadMode.incremental)
+    return found, comparable and found.previous_fingerprint == last.get("fingerprint") and found.beyond_previous == 0
 
 
 #: the keys a DriftError names
@@ -294,6 +310,11 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
     """Extract one table through a Spark plan: compare with bronze, reconcile deletes (a mass
     delete held unless the table is in ``confirmed_deletes``), append."""
     spec, ident, batch_id = plan.spec, plan.ident, plan.batch_id
+    if plan.as_last_read:
+        # bronze holds the latest version of every row of the window: nothing to read or compare
+        watermark = plan.watermark(None)
+        iceberg.stage(spark, ident, batch_id, None, PACKAGE, plan.state_properties(watermark, plan.window.rows, 0))
+        return plan.result(0, 0, watermark, as_last_read=True)
     # one source read: the comparison with bronze, the write and the count of rows read
     read = read_source(spark, settings, spec, plan.query)
     try:
@@ -303,7 +324,6 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
             raise
         raise source.value_beyond_type(settings, spec, plan.query, read.schema) from None
     new_columns: list[str] = []
-    digest, source_rows = fingerprint(extracted) if spec.load_mode is LoadMode.full else (None, None)
     if not plan.start.exists:
         # accept-any-schema lets new source columns land through mergeSchema; bronze is
         # append-only (the property breaks MERGE column resolution, so silver never sets it).
@@ -321,12 +341,6 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
             watermark = plan.watermark(None)
             iceberg.stage(spark, ident, batch_id, None, PACKAGE, plan.state_properties(watermark, 0, 0))
             return plan.result(0, 0, watermark)
-        if digest is not None and not new_columns and digest == plan.start.state(FINGERPRINT):
-            # the source reads as it did for the last published batch, whose latest versions bronze
-            # holds (its changes and deletes were compared then): nothing to compare, bronze is not read
-            watermark = plan.watermark(None)
-            iceberg.stage(spark, ident, batch_id, None, PACKAGE, plan.state_properties(watermark, source_rows, 0, digest))
-            return plan.result(0, 0, watermark, as_last_read=True)
         bronze = spark.read.table(ident)
         new_rows = changed_rows(bronze, spec, extracted)
         if reads_keys:
@@ -350,8 +364,7 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
     append = None if not (by_op or new_columns) else (
         lambda branch: new_rows.writeTo(branch).option("mergeSchema", "true").append())
     iceberg.stage(spark, ident, batch_id, append, PACKAGE,
-                  plan.state_properties(watermark, extracted.count() if source_rows is None else source_rows,
-                                        sum(by_op.values()), digest))
+                  plan.state_properties(watermark, extracted.count(), sum(by_op.values())))
     return plan.result(by_op.get("upsert", 0), by_op.get("delete", 0), watermark, tuple(new_columns))
 
 

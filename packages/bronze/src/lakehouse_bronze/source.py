@@ -172,6 +172,49 @@ def count_rows(settings: LakehouseSettings, spec: TableSpec, within: str, *subse
         return tuple(int(n) for n in cur.fetchone())
 
 
+@dataclass(frozen=True)
+class WindowRead:
+    """A read window as the source holds it now (``read_window``): its rows and their fingerprint,
+    and those of the window the table's last batch read (when given)."""
+
+    rows: int
+    fingerprint: str
+    previous_fingerprint: str | None = None
+    beyond_previous: int = 0  # rows of the window outside the previous one
+
+
+def read_window(settings: LakehouseSettings, spec: TableSpec, within: str | None, previous: str | None = None,
+                pool: ThreadedConnectionPool | None = None, compare: bool = False, keys: bool = False) -> WindowRead:
+    """The rows of ``spec``'s source table that the predicate ``within`` (None: all) selects, with
+    their fingerprint: ``<rows>:<sum of each row's 64-bit text hash>:<md5 of the column names and
+    types>``, equal for the same multiset of rows under the same columns (up to a collision of the
+    hash sums); with ``compare``, also the fingerprint of the rows ``previous`` (None: all) selects and
+    how many rows ``within`` selects outside it (one scan, by PostgreSQL). With ``keys``, both
+    fingerprints end with that of the table's primary keys (``;keys <count>:<sum of their hashes>``,
+    a second scan, of the whole table): equal, no key was deleted or added anywhere."""
+    row_hash = "hashtextextended(src_t::text, 0)::numeric"
+    within, previous = within or "TRUE", previous or "TRUE"
+    columns = [f"count(*) FILTER (WHERE {within})", f"coalesce(sum({row_hash}) FILTER (WHERE {within}), 0)"]
+    if compare:
+        columns += [f"count(*) FILTER (WHERE {previous})", f"coalesce(sum({row_hash}) FILTER (WHERE {previous}), 0)",
+                    f"count(*) FILTER (WHERE ({within}) AND ({previous}) IS NOT TRUE)"]
+    with connection(settings, pool) as conn, conn.cursor() as cur:
+        cur.execute("SELECT md5(string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)) "
+                    "FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+                    (f"public.{quote(spec.name)}",))
+        columns_digest = cur.fetchone()[0]
+        cur.execute(select(spec, f"({within})" + (f" OR ({previous})" if compare else ""), ", ".join(columns)))
+        found = cur.fetchone()
+        if keys:
+            key = ", ".join(f"src_t.{quote(k)}" for k in spec.primary_key)
+            cur.execute(select(spec, None, f"count(*), coalesce(sum(hashtextextended(ROW({key})::text, 0)::numeric), 0)"))
+            columns_digest += ";keys {}:{}".format(*cur.fetchone())
+    rows, digest = int(found[0]), f"{found[0]}:{found[1]}:{columns_digest}"
+    if not compare:
+        return WindowRead(rows, digest)
+    return WindowRead(rows, digest, f"{found[2]}:{found[3]}:{columns_digest}", int(found[4]))
+
+
 def select(spec: TableSpec, predicate: str | None, columns: str = "src_t.*") -> str:
     """``SELECT columns FROM public.<table> src_t [WHERE predicate]``."""
     where = f" WHERE {predicate}" if predicate else ""
