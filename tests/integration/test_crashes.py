@@ -205,7 +205,8 @@ def crashed(spark, settings, empty_lakehouse):
     four_days_ago = (datetime.now(timezone.utc) - timedelta(days=4)).timestamp()
     for path in Path(urlparse(own.warehouse_uri).path).rglob("*"):
         os.utime(path, (four_days_ago, four_days_ago))
-    maintain(spark, own.model_copy(update={"maintenance": own.maintenance.model_copy(update={"orphan_sweep_days": 0})}))
+    maintain(own.model_copy(update={"maintenance": own.maintenance.model_copy(update={"orphan_sweep_days": 0})}),
+             lambda: spark)
     observed["unreferenced_after_maintenance"] = _unreferenced_files(spark)
     observed["after_maintenance"] = _rows(spark)
     yield observed

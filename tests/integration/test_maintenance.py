@@ -131,3 +131,41 @@ def test_thirty_days_without_maintenance_stay_readable(spark, settings):
         assert table.scan(snapshot_id=history[0][1]).to_arrow().num_rows == 20
     finally:
         spark.sql(f"DROP TABLE IF EXISTS {ident} PURGE")
+
+
+def test_tables_that_need_nothing_are_left_without_starting_spark(spark, settings):
+    """``maintain`` decides each table's work from its metadata through pyiceberg: when no table
+    needs anything (manifests, small files, snapshots and the orphan sweep all under their
+    settings) it never asks for a Spark session and reports every table as it is; with the
+    manifests due, it asks for one and rewrites them."""
+    from lakehouse_core.maintenance import maintain
+
+    namespace = "maintenance_probe"  # a layer of its own: only its tables are maintained
+    ident = f"lakehouse.{namespace}.appended"
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS lakehouse.{namespace}")
+    spark.sql(f"DROP TABLE IF EXISTS {ident} PURGE")
+    iceberg.create_table(spark, ident, spark.sql("SELECT 1L AS id").schema)
+    for n in range(3):
+        spark.sql(f"SELECT {n}L AS id").writeTo(ident).append()
+
+    def options(**update):
+        return settings.model_copy(update={"maintenance": settings.maintenance.model_copy(update={
+            "min_input_files": 100, "orphan_sweep_days": 1000, **update})})
+
+    def manifests() -> int:
+        return spark.sql(f"SELECT count(*) FROM {ident}.manifests").first()[0]
+
+    def no_spark():
+        raise AssertionError("maintain asked for a Spark session with nothing to do")
+
+    try:
+        assert manifests() == 3
+        (quiet,) = maintain(options(min_manifests=4), no_spark, layers=(namespace,))
+        assert (quiet.table, quiet.snapshots_after, quiet.data_files_after) == \
+            (f"{namespace}.appended", quiet.snapshots_before, 3)
+        asked = []
+        (done,) = maintain(options(min_manifests=3), lambda: asked.append(spark) or spark, layers=(namespace,))
+        assert asked == [spark] and manifests() == 1 and done.snapshots_after == quiet.snapshots_after + 1
+        assert sorted(r.id for r in spark.table(ident).collect()) == [0, 1, 2]
+    finally:
+        spark.sql(f"DROP TABLE IF EXISTS {ident} PURGE")

@@ -235,7 +235,7 @@ def _maintain(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"maintain --layers: unknown layer {unknown[0]!r} (layers: {', '.join(LAYERS)})")
     settings = get_settings()
     hold_leases(settings, list(WRITTEN_LAYERS), "maintenance")  # quarantine tables are silver's
-    results = maintain(utility_spark("lakehouse_maintenance"), settings, layers)
+    results = maintain(settings, lambda: utility_spark("lakehouse_maintenance"), layers)
     print(f"{'table':<36} {'snapshots':>15} {'data files':>15} {'expired files':>13} {'orphans':>8} {'seconds':>8}")
     for r in results:
         print(f"{r.table:<36} {r.snapshots_before:>6} -> {r.snapshots_after:<6} {r.data_files_before:>6} -> "

@@ -136,6 +136,7 @@ class MaintenanceSettings(SettingsGroup):
     compact: bool = True
     min_input_files: int = Field(5, ge=2)  # small data files of a partition that trigger a bin-pack
     delete_file_threshold: int = Field(2, ge=1)  # delete files on a data file that trigger its rewrite
+    min_manifests: int = Field(10, ge=2)  # manifests of a table's current snapshot that trigger their rewrite
     # snapshots older than this are expired (time travel reaches back this far) ...
     snapshot_retention_days: float = Field(7, ge=0)
     # ... except the newest few of each table (and those a branch or tag holds)
