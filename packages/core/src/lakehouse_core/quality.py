@@ -895,8 +895,8 @@ def _scan_staged(gate: _GateRun, ident: str) -> _Scanned:
     if wrote_no_rows and only_row_checks(scanned.suite):
         return scanned
     df = spark.read.option("branch", branch).table(ident)
-    if wrote_no_rows:  # the table-level checks see a batch of no rows, which Spark knows empty: nothing is read
-        scanned.frame = spark.createDataFrame([], df.schema)
+    if wrote_no_rows:  # the table-level checks see a batch of no rows, which Spark's optimizer knows empty
+        scanned.frame = df.limit(0)  # (a relation joined with it is not read)
     else:
         scanned.frame = df if batch_rows is None else df.where(batch_rows)
     scanned.decision = quality_scan.decide(scanned.frame, scanned.suite)
