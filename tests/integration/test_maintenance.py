@@ -167,5 +167,6 @@ def test_tables_that_need_nothing_are_left_without_starting_spark(spark, setting
         (done,) = maintain(options(min_manifests=3), lambda: asked.append(spark) or spark, layers=(namespace,))
         assert asked == [spark] and manifests() == 1 and done.snapshots_after == quiet.snapshots_after + 1
         assert sorted(r.id for r in spark.table(ident).collect()) == [0, 1, 2]
-    finally:
+    finally:  # the namespace goes too: tests sharing this catalog list its namespaces
         spark.sql(f"DROP TABLE IF EXISTS {ident} PURGE")
+        spark.sql(f"DROP NAMESPACE IF EXISTS lakehouse.{namespace}")
