@@ -470,6 +470,43 @@ def test_a_table_whose_upstream_tables_did_not_change_stages_its_state_alone(tra
     assert not {t for day in state.values() for t in day["unchanged"] if GOLD_TABLES[t].reads_logical_date}
 
 
+def test_a_quiet_batch_decides_what_did_not_change_from_the_snapshots(trap_shop, spark):
+    """The day after day 3, with nothing new in silver: whether a dimension changed, whether a
+    cart was deleted since the last build and which customers were rekeyed are decided from the
+    Iceberg snapshots, without a Spark job; against silver as day 1's build read it (a cart and a
+    cart line deleted since), the deletes are looked for."""
+    from lakehouse_gold.build import BuildContext, SilverSnapshots
+    from lakehouse_gold.facts import customers_rekeyed
+    from lakehouse_gold.tables import GOLD_TABLES
+
+    settings, _ = trap_shop
+    table = GOLD_TABLES["fct_cart_events"]
+    ident = identifier("gold", table.name)
+    summaries = {r.snapshot_id: r.summary for r in spark.sql(f"SELECT snapshot_id, summary FROM {ident}.snapshots").collect()}
+    built_by = {batch: json.loads(summaries[snap]["lakehouse.upstream_snapshot"])
+                for batch, snap in iceberg.published_snapshots(spark, ident, iceberg.snapshot_id(spark, ident))}
+    quiet_day = DataInterval.parse("2023-01-07T00:00:00+07:00", "2023-01-08T00:00:00+07:00")
+
+    def context(last_build: DataInterval) -> BuildContext:
+        return BuildContext(SilverSnapshots.current(spark, table.upstream), settings, quiet_day,
+                            iceberg.audit_branch(quiet_day.batch_id), table.depends_on,
+                            previous_batch=DAYS[2].batch_id, table=table.name, last_read=built_by[last_build.batch_id])
+
+    group, tracker = "quiet-batch-decisions", spark.sparkContext.statusTracker()
+    spark.sparkContext.setJobGroup(group, group)
+    try:
+        quiet = context(DAYS[2])
+        assert not quiet.changed("dim_channel") and not quiet.changed("dim_customer")
+        assert not quiet.deletes_reach_silver("cart") and not quiet.deletes_reach_silver("cart_items")
+        rekeyed = customers_rekeyed(quiet)
+        assert list(tracker.getJobIdsForGroup(group)) == []
+        assert rekeyed.count() == 0
+        since_day_one = context(DAYS[0])
+        assert since_day_one.deletes_reach_silver("cart") and since_day_one.deletes_reach_silver("cart_items")
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+
+
 def test_a_table_said_not_to_read_the_logical_date_does_not(trap_shop, spark):
     """Each table built for the first day and as if the logical date were a month later, from the
     same silver (which holds rows of the days after the first), holds the same rows: what lets a

@@ -76,6 +76,8 @@ class BuildContext:
     previous_batch: str | None = None  # the batch the table was last published by (None: never)
     scope: list[date | None] | None = None  # the days this build rebuilds (None: every day)
     table: str | None = None  # the gold table being built
+    #: the silver snapshots the table's last published build read (``lakehouse.upstream_snapshot``)
+    last_read: dict[str, int] = field(default_factory=dict)
 
     @property
     def spark(self) -> SparkSession:
@@ -131,8 +133,25 @@ class BuildContext:
         return [last + timedelta(days=k) for k in range(1, (self.as_of - last).days + 1)]
 
     def deletes_reach_silver(self, table: str) -> bool:
-        """Whether rows of ``silver.<table>`` can disappear (the registry reconciles its deletes)."""
-        return Registry.load(self.settings).get(table).reconcile_deletes
+        """Whether rows of ``silver.<table>`` can have disappeared since the table's last build: the
+        registry reconciles its deletes and silver committed rows since (``silver_unchanged``)."""
+        return Registry.load(self.settings).get(table).reconcile_deletes and not self.silver_unchanged(table)
+
+    def silver_unchanged(self, table: str) -> bool:
+        """Whether ``silver.<table>`` holds the rows the table's last published build read (every
+        commit since is a state commit or a compaction), decided from the snapshots alone."""
+        before = self.last_read.get(table)
+        return before is not None and iceberg.same_rows_between(
+            self.spark, identifier("silver", table), before, self.silver.ids[table])
+
+    def unchanged_in_batch(self, table: str) -> bool:
+        """Whether ``gold.<table>`` holds, as this batch built it, the rows it last published
+        (decided from the snapshots alone; False before its first publish and on a full refresh)."""
+        ident = identifier("gold", table)
+        if self.full_refresh or not iceberg.table_exists(self.spark, ident):
+            return False
+        staged = self.gold_ref != "main" and iceberg.branch_exists(self.spark, ident, self.gold_ref)
+        return not staged or iceberg.same_rows_as_published(self.spark, ident, self.gold_ref)
 
     def newer(self) -> F.Column:
         """A silver row landed by a batch after the one this table was last built for."""
@@ -162,6 +181,8 @@ class BuildContext:
     def changed(self, table: str) -> bool:
         """Whether ``gold.<table>`` (a small dimension) differs from what was last published."""
         def compute() -> bool:
+            if self.unchanged_in_batch(table):
+                return False
             previous = self.previous(table)
             return previous is None or _fingerprint(self.gold(table)) != _fingerprint(previous)
 
@@ -275,18 +296,15 @@ class GoldResult:
     unchanged: bool = False  # its upstream tables unchanged: its state staged alone (``inputs_unchanged``)
 
 
-def inputs_unchanged(spark: SparkSession, table: GoldTable, start: iceberg.BatchStart, silver: SilverSnapshots,
-                     branch: str) -> bool:
+def inputs_unchanged(table: GoldTable, context: BuildContext) -> bool:
     """Whether ``table`` (one that does not read the logical date) would be built as last published:
-    every silver table it reads holds the rows of the snapshot its last published build read
-    (``lakehouse.upstream_snapshot``; the commits since state alone or compactions), and every gold
-    table it reads holds on ``branch`` the rows it last published."""
+    every silver table it reads holds the rows its last published build read
+    (``BuildContext.silver_unchanged``), and every gold table it reads holds in this batch the rows
+    it last published (``BuildContext.unchanged_in_batch``)."""
     if table.reads_logical_date or table.reconcile is not None:
         return False
-    read = start.state("upstream_snapshot") or {}
-    return (all(t in read and iceberg.same_rows_between(spark, identifier("silver", t), read[t], silver.ids[t])
-                for t in table.upstream)
-            and all(iceberg.same_rows_as_published(spark, identifier("gold", t), branch) for t in table.depends_on))
+    return (all(context.silver_unchanged(t) for t in table.upstream)
+            and all(context.unchanged_in_batch(t) for t in table.depends_on))
 
 
 def daily_scope(context: BuildContext, table: GoldTable) -> list[date | None] | None:
@@ -315,12 +333,13 @@ def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTab
     incremental = start.exists and not full_refresh
     branch = iceberg.audit_branch(batch_id)
     context = BuildContext(silver, settings, interval, branch, table.depends_on, full_refresh=full_refresh,
-                           previous_batch=start.summary.get("lakehouse.batch_id"), table=table.name)
+                           previous_batch=start.summary.get("lakehouse.batch_id"), table=table.name,
+                           last_read=start.state("upstream_snapshot") or {})
     gold_read = {t: iceberg.snapshot_id(spark, identifier("gold", t), branch)
                  or iceberg.snapshot_id(spark, identifier("gold", t)) for t in table.depends_on}
     state = {"lakehouse.upstream_snapshot": iceberg.encode(silver.ids),
              "lakehouse.gold_upstream_snapshot": iceberg.encode(gold_read)}
-    if incremental and inputs_unchanged(spark, table, start, silver, branch):
+    if incremental and inputs_unchanged(table, context):
         # the state alone, as a build that changes nothing stages it (no files); the column lineage
         # (when on) still read from the plan of the table's build, as a consumer shows the latest run's
         state[TOUCHED_DAYS] = iceberg.encode([] if table.touched_days else None)

@@ -54,6 +54,8 @@ def customers_rekeyed(ctx: BuildContext) -> DataFrame:
 
 def _customers_rekeyed(ctx: BuildContext) -> DataFrame:
     current = ctx.gold("dim_customer").select("customer_id", "customer_key", "version", "valid_from", "valid_to")
+    if ctx.unchanged_in_batch("dim_customer"):  # no version opened or closed: no event is rekeyed
+        return current.select("customer_id", F.col("valid_from").alias("since")).limit(0)
     previous = ctx.previous("dim_customer")
     if previous is None:
         return current.select("customer_id", F.lit(None).cast("timestamp").alias("since")).distinct()
