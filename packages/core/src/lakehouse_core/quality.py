@@ -870,8 +870,10 @@ def _scan_staged(gate: _GateRun, ident: str) -> _Scanned:
     """The staged table ``ident`` of the gate, read as it will be validated (the batch's rows,
     ``batch_rows_filter``, or the whole table) and decided in one scan (``quality_scan``); a whole
     table holding the rows its last published batch's gate passed under the same suite keeps
-    that validation instead; an append-only table whose batch added no files (its state alone) has
-    no row of the batch and row checks only: nothing to scan. Runs in a thread, a few tables at once."""
+    that validation instead; a batch that wrote no row of the table (an append-only table's batch
+    that added no files, a gold batch that rebuilt no day) has none to validate: with row checks
+    only, nothing to scan; else its table-level checks are decided on an empty frame of the table's
+    schema. Runs in a thread, a few tables at once."""
     began = time.perf_counter()
     spark, branch = gate.spark, gate.branch
     namespace, table = ident.split(".")[1:]
@@ -881,15 +883,22 @@ def _scan_staged(gate: _GateRun, ident: str) -> _Scanned:
     batch_rows = batch_rows_filter(spark, gate.registry, namespace, table, gate.batch_id, published, staged)
     scanned = _Scanned(f"{namespace}.{table}", began, resolve_tables(suite, gate.parents), suite_digest(suite),
                        staged, published, batch_rows)
-    if iceberg.same_rows_as_published(spark, ident, branch):
-        if batch_rows is None:
-            scanned.earlier = _earlier_validation(gate, published, scanned.table, scanned.digest)
-            if scanned.earlier is not None:
-                return scanned
-        elif namespace in BATCH_COLUMNS and only_row_checks(scanned.suite):
-            return scanned  # (the rows a batch writes carry its id: a batch that wrote no files wrote none)
+    same_rows = iceberg.same_rows_as_published(spark, ident, branch)
+    if same_rows and batch_rows is None:
+        scanned.earlier = _earlier_validation(gate, published, scanned.table, scanned.digest)
+        if scanned.earlier is not None:
+            return scanned
+    # the rows a batch writes carry its id (a batch that wrote no files wrote none); a gold batch
+    # names the days it rebuilt (none: it wrote no row)
+    wrote_no_rows = batch_rows is not None and (
+        (same_rows and namespace in BATCH_COLUMNS) or json.loads(staged.get(TOUCHED_DAYS, "null")) == [])
+    if wrote_no_rows and only_row_checks(scanned.suite):
+        return scanned
     df = spark.read.option("branch", branch).table(ident)
-    scanned.frame = df if batch_rows is None else df.where(batch_rows)
+    if wrote_no_rows:  # the table-level checks see a batch of no rows, which Spark's optimizer knows empty
+        scanned.frame = df.limit(0)  # (a relation joined with it is not read)
+    else:
+        scanned.frame = df if batch_rows is None else df.where(batch_rows)
     scanned.decision = quality_scan.decide(scanned.frame, scanned.suite)
     return scanned
 
