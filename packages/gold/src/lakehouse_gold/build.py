@@ -93,8 +93,12 @@ class BuildContext:
         if table not in self.gold_tables:
             raise KeyError(f"gold.{table} is not declared as a dependency of this build ({sorted(self.gold_tables)})")
         ident = identifier("gold", table)
+        return iceberg.read_ref(self.spark, ident, self._batch_ref(ident))
+
+    def _batch_ref(self, ident: str) -> str:
+        """Where this batch's build of gold table ``ident`` is read: its audit branch once staged, else ``main``."""
         staged = self.gold_ref != "main" and iceberg.branch_exists(self.spark, ident, self.gold_ref)
-        return iceberg.read_ref(self.spark, ident, self.gold_ref if staged else "main")
+        return self.gold_ref if staged else "main"
 
     def previous(self, table: str) -> DataFrame | None:
         """``gold.<table>`` as last published (None before its first publish and on a full refresh)."""
@@ -150,8 +154,8 @@ class BuildContext:
         ident = identifier("gold", table)
         if self.full_refresh or not iceberg.table_exists(self.spark, ident):
             return False
-        staged = self.gold_ref != "main" and iceberg.branch_exists(self.spark, ident, self.gold_ref)
-        return not staged or iceberg.same_rows_as_published(self.spark, ident, self.gold_ref)
+        ref = self._batch_ref(ident)
+        return ref == "main" or iceberg.same_rows_as_published(self.spark, ident, ref)
 
     def newer(self) -> F.Column:
         """A silver row landed by a batch after the one this table was last built for."""
