@@ -389,6 +389,7 @@ def test_the_airflow_ui_shows_the_run_in_the_dag_grid(dag_run, failing_gate_run,
     import urllib.request
 
     from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -427,15 +428,26 @@ def test_the_airflow_ui_shows_the_run_in_the_dag_grid(dag_run, failing_gate_run,
             options.add_argument(flag)
         chrome = webdriver.Chrome(service=Service(driver), options=options)
         chrome.get(f"http://127.0.0.1:{port}/dags/{DAG_ID}")
-        # the grid lists the tasks; the overview the asset events the gates created
-        expected = [*TASKS, "Created Asset Events", "lakehouse.gold.mart_"]
-        shown = WebDriverWait(chrome, 90).until(
-            lambda c: (text := c.execute_script("return document.body.innerText"))
-            and all(item in text for item in expected) and text)
+        # the grid lists the tasks; the overview the failed run (the next day's, whose bronze gate
+        # failed) and the asset events the gates created. The overview's widgets load one by one,
+        # so the wait covers every item, not only the first to appear.
+        # (Airflow labels the failed-run button "Failed Runs" even at a count of 0, hence the count.)
+        expected = [DAG_ID, *TASKS, "Created Asset Events", "lakehouse.gold.mart_"]
+        failed_runs = re.compile(r"\b([1-9]\d*)\s*Failed Runs?\b")
+
+        def missing(text: str) -> list[str]:
+            return [item for item in expected if item not in text] + ([] if failed_runs.search(text) else
+                                                                       ["a failed-run count of at least 1"])
+
         screenshots = Path(os.environ.get("LAKEHOUSE_TEST_ARTIFACTS", REPO / "test-artifacts")) / "airflow"
         screenshots.mkdir(parents=True, exist_ok=True)
+        try:
+            WebDriverWait(chrome, 120).until(lambda c: not missing(c.execute_script("return document.body.innerText")))
+        except TimeoutException:
+            text = chrome.execute_script("return document.body.innerText")
+            chrome.save_screenshot(str(screenshots / "dag-grid-timeout.png"))
+            pytest.fail(f"the DAG page never showed {missing(text)}; it showed: {text[-2000:]}")
         chrome.save_screenshot(str(screenshots / "dag-grid.png"))
-        assert DAG_ID in shown and "Failed Run" in shown  # the next day's run, whose bronze gate failed
     finally:
         if chrome is not None:
             chrome.quit()
