@@ -88,6 +88,10 @@ class SparkSettings(SettingsGroup):
     # table's work mostly waits on the source, the catalog and small Spark jobs)
     parallel_tables: int = Field(4, ge=1)
     extra_conf: dict[str, str] = Field(default_factory=dict)
+    # the driver JVM maps the classes an earlier driver loaded from an archive written at its exit
+    # (lakehouse_core.class_archive): seconds off every layer job's start
+    class_data_sharing: bool = True
+    class_archive_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "lakehouse" / "class-archives")
 
 
 class S3Settings(SettingsGroup):

@@ -15,7 +15,7 @@ from typing import Iterator
 
 from pyspark.sql import SparkSession
 
-from lakehouse_core import jvm, postgres
+from lakehouse_core import class_archive, jvm, postgres
 from lakehouse_core.errors import ConfigurationError
 from lakehouse_core.settings import CATALOG_NAME, LakehouseSettings
 
@@ -196,10 +196,16 @@ def get_spark(settings: LakehouseSettings, app_name: str, parent: ParentRun | No
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # PySpark 3.5 reads only the environment variable, not spark.pyspark.python, in a plain driver
     os.environ["PYSPARK_PYTHON"] = executor_python(settings)
+    conf = spark_conf(settings, app_name, parent, listener)
+    sharing, archive_to_write = class_archive.java_options(settings, conf)
+    if sharing:
+        conf["spark.driver.extraJavaOptions"] = f"{conf.get('spark.driver.extraJavaOptions', '')} {sharing}".strip()
     builder = SparkSession.builder
-    for key, value in spark_conf(settings, app_name, parent, listener).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    if archive_to_write:
+        class_archive.publish_at_exit(spark.sparkContext._gateway.proc, archive_to_write)
     for namespace in ("bronze", "silver", "gold", "quarantine"):
         spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG_NAME}.{namespace}")
     _name_catalog_for_lineage(spark)

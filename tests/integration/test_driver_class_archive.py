@@ -1,0 +1,39 @@
+"""A Spark driver with no class archive of its own writes one when it exits; the next driver maps
+Spark's and Iceberg's classes from it (``lakehouse_core.class_archive``). Two driver processes,
+each starting the platform's SparkSession and running one query."""
+
+import os
+import subprocess
+import sys
+
+PROBE = """
+from lakehouse_core.settings import get_settings
+from lakehouse_core.spark import get_spark
+spark = get_spark(get_settings(), "class-archive-probe", listener=False)
+assert spark.sql("SELECT count(*) FROM VALUES (1), (2) AS t(x)").first()[0] == 2
+print("probe done")
+"""
+
+
+def _driver(env: dict[str, str]) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "probe done" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc
+
+
+def test_the_first_driver_writes_the_archive_the_next_maps_spark_from_it(settings, tmp_path):
+    archives = tmp_path / "archives"
+    env = {**os.environ, "LAKEHOUSE_SPARK__CLASS_ARCHIVE_DIR": str(archives), "LAKEHOUSE_LINEAGE__ENABLED": "false"}
+
+    first = _driver(env)
+    written = list(archives.iterdir())
+    assert len(written) == 1 and written[0].suffix == ".jsa", written  # renamed into place, no part left
+    assert written[0].stat().st_size > 10_000_000
+    assert "cds" not in first.stdout + first.stderr  # (the JVM's archiving messages are off)
+
+    loaded = tmp_path / "class-load.txt"
+    _driver({**env, "JAVA_TOOL_OPTIONS": f"-Xlog:class+load=info:file={loaded}"})
+    assert list(archives.iterdir()) == written
+    shared = {line.split()[1] for line in loaded.read_text().splitlines() if "source: shared objects file (top)" in line}
+    # Spark's own classes, and Iceberg's from a jar the session adds (spark.jars)
+    assert {"org.apache.spark.SparkContext", "org.apache.iceberg.spark.SparkCatalog"} <= shared, len(shared)
