@@ -27,7 +27,7 @@ from pathlib import Path
 from lakehouse_core.settings import LakehouseSettings
 
 #: archives kept (the most recently used): one per JVM, Spark version and jar set in use
-KEEP_ARCHIVES = 6
+KEEP_ARCHIVES = 8
 #: the JVM's CDS messages (classes it cannot archive, an archive of another JVM) stay out of the job's output
 QUIET = "-Xlog:cds*=off"
 #: how long a dumping driver's JVM may take to exit, archive written
