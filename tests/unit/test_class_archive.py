@@ -71,3 +71,13 @@ def test_leftovers_of_dead_drivers_and_archives_beyond_the_newest_are_removed(se
     class_archive.java_options(settings, conf)  # (no archive of its fingerprint: cleans up)
     assert not abandoned.exists() and writing.exists()
     assert sorted(directory.glob("*.jsa")) == sorted(archives[:class_archive.KEEP_ARCHIVES])
+
+
+def test_an_archive_folder_that_cannot_be_created_is_named(tmp_path, monkeypatch, conf):
+    from lakehouse_core.errors import ConfigurationError
+
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LAKEHOUSE_SPARK__CLASS_ARCHIVE_DIR", str(tmp_path / "file" / "archives"))
+    with pytest.raises(ConfigurationError, match=r"LAKEHOUSE_SPARK__CLASS_ARCHIVE_DIR=.*/file/archives: cannot create it"):
+        class_archive.java_options(LakehouseSettings(), conf)

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from lakehouse_core.errors import ConfigurationError
 from lakehouse_core.settings import LakehouseSettings
 
 #: archives kept (the most recently used): one per JVM, Spark version and jar set in use
@@ -91,17 +92,22 @@ def java_options(settings: LakehouseSettings, conf: dict[str, str]) -> tuple[str
     JVM writes an archive to when there is none yet (to be published by ``publish_at_exit``), or
     None. Empty options when ``spark.class_data_sharing`` is off or no ``java`` is found.
 
-    Raises OSError when ``spark.class_archive_dir`` cannot be created."""
+    Raises ConfigurationError when ``spark.class_archive_dir`` cannot be created."""
     if not settings.spark.class_data_sharing:
         return "", None
     key = fingerprint(conf)
     if key is None:
         return "", None
     directory = settings.spark.class_archive_dir
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"LAKEHOUSE_SPARK__CLASS_ARCHIVE_DIR={directory}: cannot create it ({exc.strerror}); "
+                                 "name a writable folder, or set LAKEHOUSE_SPARK__CLASS_DATA_SHARING=false") from None
     archive = directory / f"{key}.jsa"
     if archive.exists():
-        os.utime(archive)  # (recently used: kept)
+        with contextlib.suppress(OSError):  # (recently used: kept; another user's archive is used all the same)
+            os.utime(archive)
         return f"{QUIET} -XX:SharedArchiveFile={archive}", None
     _remove_leftovers(directory)
     part = directory / f"{key}.{os.getpid()}.part"
