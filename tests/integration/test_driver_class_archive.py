@@ -22,7 +22,7 @@ def _driver(env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_the_first_driver_writes_the_archive_the_next_maps_spark_from_it(settings, tmp_path):
-    archives = tmp_path / "archives"
+    archives = tmp_path / "class archives"  # (a space: the JVM options are quoted)
     env = {**os.environ, "LAKEHOUSE_SPARK__CLASS_ARCHIVE_DIR": str(archives), "LAKEHOUSE_LINEAGE__ENABLED": "false"}
 
     first = _driver(env)

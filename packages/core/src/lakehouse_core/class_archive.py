@@ -20,6 +20,7 @@ import atexit
 import contextlib
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -90,7 +91,8 @@ def _alive(pid: int) -> bool:
 def java_options(settings: LakehouseSettings, conf: dict[str, str]) -> tuple[str, Path | None]:
     """The driver JVM options of class-data sharing for a session of ``conf``, and the file its
     JVM writes an archive to when there is none yet (to be published by ``publish_at_exit``), or
-    None. Empty options when ``spark.class_data_sharing`` is off or no ``java`` is found.
+    None (each option quoted for Spark's split of ``extraJavaOptions``). Empty options when
+    ``spark.class_data_sharing`` is off or no ``java`` is found.
 
     Raises ConfigurationError when ``spark.class_archive_dir`` cannot be created."""
     if not settings.spark.class_data_sharing:
@@ -108,10 +110,10 @@ def java_options(settings: LakehouseSettings, conf: dict[str, str]) -> tuple[str
     if archive.exists():
         with contextlib.suppress(OSError):  # (recently used: kept; another user's archive is used all the same)
             os.utime(archive)
-        return f"{QUIET} -XX:SharedArchiveFile={archive}", None
+        return f"{QUIET} {shlex.quote(f'-XX:SharedArchiveFile={archive}')}", None
     _remove_leftovers(directory)
     part = directory / f"{key}.{os.getpid()}.part"
-    return f"{QUIET} -XX:ArchiveClassesAtExit={part}", part
+    return f"{QUIET} {shlex.quote(f'-XX:ArchiveClassesAtExit={part}')}", part
 
 
 def publish_at_exit(gateway_process: subprocess.Popen | None, part: Path) -> None:
