@@ -55,6 +55,17 @@ def test_another_jar_set_or_heap_size_is_another_archive(conf, tmp_path):
     assert class_archive.fingerprint(conf) != key
 
 
+def test_jars_as_urls_and_a_class_path_of_several_entries_have_a_fingerprint(conf, tmp_path):
+    """(entries Spark resolves itself, or a user's ``extra_conf``, are named by their text)"""
+    other = tmp_path / "other.jar"
+    other.write_bytes(b"jar")
+    several = {**conf, "spark.jars": f"{conf['spark.jars']},s3a://bucket/lib.jar",
+               "spark.driver.extraClassPath": f"{other}{os.pathsep}{tmp_path}/lib/*"}
+    key = class_archive.fingerprint(several)
+    other.write_bytes(b"a longer jar")
+    assert class_archive.fingerprint(several) != key
+
+
 def test_leftovers_of_dead_drivers_and_archives_beyond_the_newest_are_removed(settings, conf):
     directory = settings.spark.class_archive_dir
     directory.mkdir(parents=True)

@@ -48,20 +48,27 @@ def _spark_home() -> Path:
     return Path(_find_spark_home())
 
 
+def _identity(entry: str | Path) -> str:
+    """A class path entry as an archive must match it: a local file with its size and modification
+    time, anything else (a URL Spark fetches, a folder glob) by its text."""
+    try:
+        stat = Path(entry).stat()
+    except OSError:
+        return str(entry)
+    return f"{entry}\0{stat.st_size}\0{stat.st_mtime_ns}"
+
+
 def fingerprint(conf: dict[str, str]) -> str | None:
     """What a driver's archive must match, as a hex digest: the JVM binary, Spark's jars, the jars
-    and class path the session adds (each with its size and modification time) and the driver's
-    memory (it decides the heap's pointer encoding). None when no ``java`` is found (Spark then
-    fails to start with its own message)."""
+    (``spark.jars``, comma-separated) and class path (``spark.driver.extraClassPath``, path-separated)
+    the session adds, and the driver's memory (it decides the heap's pointer encoding). None when
+    no ``java`` is found (Spark then fails to start with its own message)."""
     java = _java()
     if java is None:
         return None
-    digest = hashlib.sha256()
-    spark_jars = sorted((_spark_home() / "jars").glob("*.jar"))
-    added = [p for key in ("spark.jars", "spark.driver.extraClassPath") for p in conf.get(key, "").split(",") if p]
-    for path in [java, *spark_jars, *map(Path, added)]:
-        stat = path.stat()
-        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    added = [*conf.get("spark.jars", "").split(","), *conf.get("spark.driver.extraClassPath", "").split(os.pathsep)]
+    entries = [java, *sorted((_spark_home() / "jars").glob("*.jar")), *filter(None, added)]
+    digest = hashlib.sha256("\n".join(map(_identity, entries)).encode())
     digest.update(conf.get("spark.driver.memory", "").encode())
     return digest.hexdigest()[:24]
 
