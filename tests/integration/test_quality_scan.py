@@ -141,3 +141,27 @@ def test_a_suite_the_scan_passes_is_stored_and_rendered_as_a_checkpoint_result(s
     runner.build_data_docs()
     pages = list((settings.data_docs_dir / "validations" / "test" / "scanned" / "scanned").glob("*/*.html"))
     assert len(pages) == 1 and "test.scanned" in pages[0].read_text()
+
+
+def test_the_data_docs_index_lists_the_newest_results_only(spark, settings, tmp_path):
+    """GE's index reads every result it lists each time a gate renders it: bounded by
+    ``quality.data_docs_index_results`` (a changed bound updates an existing site), so a gate's cost
+    does not grow with the number of days validated. Every result keeps its page."""
+    df = spark.createDataFrame(ROWS, SCHEMA)
+    suite = {"name": "scan", "meta": {"primary_key": ["id"]},
+             "expectations": [_e("expect_column_values_to_not_be_null", column="id")]}
+    decision = quality_scan.decide(df, suite)
+
+    def index_lists(bound: int, runs: list[str]) -> tuple[list[str], list[str]]:
+        limited = settings.model_copy(update={"home": tmp_path, "quality": settings.quality.model_copy(
+            update={"data_docs_index_results": bound})})
+        runner = GreatExpectationsRunner(limited)
+        for run in runs:  # (a gate a day, each rendering its results)
+            runner.validate("test.bounded", df, suite, ["id"], run_name=run, decision=decision)
+            index = runner.build_data_docs().read_text()
+        validated = sorted(p.name for p in (limited.data_docs_dir / "validations" / "test" / "bounded").iterdir())
+        return [run for run in validated if f"validations/test/bounded/{run}/" in index], validated
+
+    assert index_lists(2, ["day-1", "day-2", "day-3", "day-4"]) == (["day-3", "day-4"],
+                                                                    ["day-1", "day-2", "day-3", "day-4"])
+    assert index_lists(3, ["day-5"]) == (["day-3", "day-4", "day-5"], ["day-1", "day-2", "day-3", "day-4", "day-5"])

@@ -18,9 +18,12 @@ Result = TypeVar("Result")
 
 
 def run_in_dependency_order(items: Sequence[Item], work: Callable[[Item], Result], workers: int,
-                            depends_on: Callable[[Item], Iterable[Item]] = lambda item: ()) -> list[Result]:
+                            depends_on: Callable[[Item], Iterable[Item]] = lambda item: (),
+                            on_done: Callable[[Item, Result], None] | None = None) -> list[Result]:
     """``work(item)`` for every item, at most ``workers`` at once, each started once the items it
-    ``depends_on`` (those among ``items``) are done; the results in ``items`` order.
+    ``depends_on`` (those among ``items``) are done; the results in ``items`` order. ``on_done(item,
+    result)`` runs in the calling thread as each item's work ends, while the others' goes on (a
+    failure there is raised like one of the work's).
 
     The first failure is raised once the work under way has finished; nothing starts after it.
     Raises ConfigurationError when the dependencies form a cycle.
@@ -47,6 +50,8 @@ def run_in_dependency_order(items: Sequence[Item], work: Callable[[Item], Result
                 index = running.pop(future)
                 try:
                     results[index] = future.result()
+                    if on_done is not None and failure is None:
+                        on_done(items[index], results[index])
                 except BaseException as exc:  # noqa: BLE001 - raised below, once the others are done
                     failure = failure or exc
     if failure is not None:

@@ -71,6 +71,7 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
+_log = logging.getLogger(__name__)
 
 DATA_DOCS_SITE = "lakehouse"
 MAX_REPORTED_KEYS = 20
@@ -538,13 +539,16 @@ class GreatExpectationsRunner:
         self._settings = settings
         self.context = gx.get_context(mode="file", project_root_dir=str(settings.home / "gx"))
         self.context.variables.progress_bars = {"globally": False}
-        if DATA_DOCS_SITE not in self.context.get_site_names():
-            self.context.add_data_docs_site(site_name=DATA_DOCS_SITE, site_config={
-                "class_name": "SiteBuilder",
+        site = {"class_name": "SiteBuilder",
                 "store_backend": {"class_name": "TupleFilesystemStoreBackend",
                                   "base_directory": str(settings.data_docs_dir)},
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            })
+                # (GE's index reads every result it lists: unbounded, a gate would cost more every day)
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
+                                       "validation_results_limit": settings.quality.data_docs_index_results}}
+        if DATA_DOCS_SITE not in self.context.get_site_names():
+            self.context.add_data_docs_site(site_name=DATA_DOCS_SITE, site_config=site)
+        elif self.context.variables.data_docs_sites[DATA_DOCS_SITE] != site:
+            self.context.update_data_docs_site(site_name=DATA_DOCS_SITE, site_config=site)
         # Spark frames (the tables), pandas frames (the few rows of a ``_batch`` suite)
         self.datasource = self.context.data_sources.add_or_update_spark("lakehouse", persist=False)
         self.local_datasource = self.context.data_sources.add_or_update_pandas("lakehouse_local")
@@ -685,8 +689,15 @@ class GreatExpectationsRunner:
         the index, pointed at the vendored CDN assets (``data_docs``); returns the index page.
         Raises DataDocsError when a page loads an asset that is not vendored."""
         site = self._settings.data_docs_dir
-        store = self.context.validation_results_store
-        pending = [key for key in store.list_keys() if not self._page(key).exists()]
+        bound = self._settings.quality.data_docs_index_results
+        # GE renders the pages of the newest ``bound`` results only (its index's bound)
+        newest = sorted(self.context.validation_results_store.list_keys(), key=lambda k: k.run_id.run_time,
+                        reverse=True)
+        unrendered = [key for key in newest[bound:bound * 2] if not self._page(key).exists()]
+        if unrendered:
+            _log.warning("Data Docs: %d validation results beyond the newest %d have no page (raise "
+                         "LAKEHOUSE_QUALITY__DATA_DOCS_INDEX_RESULTS to render them)", len(unrendered), bound)
+        pending = [key for key in newest[:bound] if not self._page(key).exists()]
         if pending:  # (an empty list would make GE render every page again)
             suites = {key.expectation_suite_identifier for key in pending}
             suites = {s for s in suites if self._suite_page_stale(s)}  # (rendered again when the suite changed)
@@ -1072,22 +1083,26 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
                     ParentTables(spark, branch))
     if progress is not None:
         progress.total = len(staged)
+    judged: dict[str, TableReport] = {}
+
+    def judge(ident: str, scanned: _Scanned) -> None:  # (in this thread, while other tables are scanned)
+        checked = judged[ident] = _judge_staged(gate, scanned)
+        if progress is not None:
+            failed = len(checked.blocking_failures)
+            progress.done(checked.table, f"{checked.row_count:,} rows, {len(checked.outcomes)} expectations, "
+                          f"{failed} failing" + (f" (as validated in {checked.validated_in})"
+                                                 if checked.validated_in else ""), checked.seconds,
+                          rows=checked.row_count, passed=sum(o.success for o in checked.outcomes),
+                          warned=len(checked.warnings), failed=failed)
+        checked.location = iceberg.java_table(spark, ident).location()
+
+    idents = [identifier(n, t) for n, t in staged]
     try:
-        scans = run_in_dependency_order([identifier(n, t) for n, t in staged], lambda ident: _scan_staged(gate, ident),
-                                        settings.spark.parallel_tables)
-        for (namespace, table), scanned in zip(staged, scans):
-            checked = _judge_staged(gate, scanned)
-            report.tables.append(checked)
-            if progress is not None:
-                failed = len(checked.blocking_failures)
-                progress.done(checked.table, f"{checked.row_count:,} rows, {len(checked.outcomes)} expectations, "
-                              f"{failed} failing" + (f" (as validated in {checked.validated_in})"
-                                                     if checked.validated_in else ""), checked.seconds,
-                              rows=checked.row_count, passed=sum(o.success for o in checked.outcomes),
-                              warned=len(checked.warnings), failed=failed)
-            checked.location = iceberg.java_table(spark, identifier(namespace, table)).location()
+        run_in_dependency_order(idents, lambda ident: _scan_staged(gate, ident), settings.spark.parallel_tables,
+                                on_done=judge)
     finally:
         gate.parents.close()
+    report.tables.extend(judged[ident] for ident in idents)
     if (suite_folder(settings, layer) / f"{BATCH_SUITE}.json").exists():
         batch_reports = [r for r in report.tables if r.table.startswith(f"{layer}.")]
         suite = load_suite(settings, layer, BATCH_SUITE)

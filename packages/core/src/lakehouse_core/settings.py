@@ -166,6 +166,10 @@ class QualitySettings(SettingsGroup):
     # bronze history): on every batch (1); on the batches whose last day is a multiple of N days
     # after 2000-01-01 (7: once a week, 30: about once a month); never (0)
     reconcile_every_days: int = Field(7, ge=0)
+    # the newest validation results the Data Docs index lists (each gate renders the index again,
+    # reading every result it lists: about a day of every layer's gates; older results keep their
+    # pages, and `lakehouse quality` names the latest page of every table)
+    data_docs_index_results: int = Field(100, ge=1)
 
     def reconciles(self, interval: DataInterval, zone: str) -> bool:
         """Whether the batch of ``interval`` (its last day in ``zone``) runs the reconciliation."""
