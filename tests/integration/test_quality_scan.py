@@ -165,3 +165,33 @@ def test_the_data_docs_index_lists_the_newest_results_only(spark, settings, tmp_
     assert index_lists(2, ["day-1", "day-2", "day-3", "day-4"]) == (["day-3", "day-4"],
                                                                     ["day-1", "day-2", "day-3", "day-4"])
     assert index_lists(3, ["day-5"]) == (["day-3", "day-4", "day-5"], ["day-1", "day-2", "day-3", "day-4", "day-5"])
+
+
+def test_a_new_process_reuses_what_earlier_gates_saved_to_great_expectations(spark, settings, tmp_path):
+    """Each gate is a new process: it finds the data source, suites, validation definitions and
+    checkpoints that earlier ones saved and rewrites none of them (GE rewrites its whole project
+    file for each asset added); a suite that changed is saved again, and validated as changed."""
+    home = settings.model_copy(update={"home": tmp_path})
+    df = spark.createDataFrame(ROWS, SCHEMA)
+    suite = {"name": "reused", "meta": {"primary_key": ["id"]},
+             "expectations": [_e("expect_column_values_to_not_be_null", column="id")]}
+
+    def gate(checked: dict) -> tuple[list, set[str]]:  # (a runner of its own: a new process's)
+        before = {p: p.stat().st_mtime_ns for p in (tmp_path / "gx").rglob("*") if p.is_file()}
+        outcomes = GreatExpectationsRunner(home).validate("test.reused", df, checked, ["id"], run_name="run")
+        saved = {str(p.relative_to(tmp_path / "gx")) for p in (tmp_path / "gx").rglob("*")
+                 if p.is_file() and before.get(p) != p.stat().st_mtime_ns and "uncommitted" not in p.parts}
+        return [(o.expectation, o.success) for o in outcomes], saved
+
+    first, saved_first = gate(suite)
+    assert first == [("expect_column_values_to_not_be_null", True)]
+    assert any(p.endswith("great_expectations.yml") for p in saved_first)
+    assert any("checkpoints" in p for p in saved_first)
+    assert gate(suite) == (first, set())
+    changed = {**suite, "expectations": [_e("expect_column_values_to_be_between", column="n", min_value=0,
+                                            max_value=1)]}
+    outcomes, saved_changed = gate(changed)  # (failing: its diagnosis checkpoint saved as well)
+    assert outcomes == [("expect_column_values_to_be_between", False)]
+    assert "gx/expectations/test/reused.json" in saved_changed, saved_changed
+    assert not any(p.endswith("great_expectations.yml") for p in saved_changed), saved_changed
+    assert gate(changed) == (outcomes, set())

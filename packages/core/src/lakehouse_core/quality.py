@@ -46,6 +46,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -517,6 +518,16 @@ def load_suite(settings: LakehouseSettings, layer: str, table: str) -> dict[str,
     raise SuiteNotFoundError(f"no expectation suite for {layer}.{table}: expected {path}")
 
 
+def _unsaved(suite: Any) -> dict[str, Any]:
+    """A GE suite as JSON without the ids saving gives it and its expectations (GE's equality
+    compares the expectations' ids)."""
+    found = suite.to_json_dict()
+    found.pop("id", None)
+    found["expectations"] = sorted(json.dumps({k: v for k, v in e.items() if k != "id"}, sort_keys=True, default=str)
+                                   for e in found["expectations"])
+    return found
+
+
 class GreatExpectationsRunner:
     """One file-backed GE context under ``<home>/gx`` with a Data Docs site in ``<home>/data_docs``.
 
@@ -550,12 +561,25 @@ class GreatExpectationsRunner:
         elif self.context.variables.data_docs_sites[DATA_DOCS_SITE] != site:
             self.context.update_data_docs_site(site_name=DATA_DOCS_SITE, site_config=site)
         # Spark frames (the tables), pandas frames (the few rows of a ``_batch`` suite)
-        self.datasource = self.context.data_sources.add_or_update_spark("lakehouse", persist=False)
-        self.local_datasource = self.context.data_sources.add_or_update_pandas("lakehouse_local")
+        self.datasource = self._data_source("spark", "lakehouse", persist=False)
+        self.local_datasource = self._data_source("pandas", "lakehouse_local")
         # saved by this runner: suite name -> (its JSON, the saved suite); checkpoint name -> ((the
         # saved suite's id, its result format), the saved checkpoint)
         self._suites: dict[str, tuple[str, Any]] = {}
         self._checkpoints: dict[str, tuple[tuple[int, str], Any]] = {}
+
+    def _data_source(self, kind: str, name: str, **options: Any):
+        """The data source ``name`` as earlier processes saved it (with the assets and batch
+        definitions of every suite: GE rewrites its whole project file for each one added), added
+        or replaced when missing or of another kind or options."""
+        sources = self.context.data_sources
+        try:
+            saved = sources.get(name)
+        except KeyError:
+            return getattr(sources, f"add_{kind}")(name, **options)
+        if saved.type != kind or any(getattr(saved, option) != value for option, value in options.items()):
+            return getattr(sources, f"add_or_update_{kind}")(name, **options)
+        return saved
 
     def _batch_definition(self, name: str, local: bool):
         datasource = self.local_datasource if local else self.datasource
@@ -574,23 +598,46 @@ class GreatExpectationsRunner:
         definition = json.dumps(suite_json, sort_keys=True, default=str)
         saved = self._suites.get(suite_json["name"])
         if saved is None or saved[0] != definition:  # (GE is handed a copy: it adds to a suite's meta)
-            saved = self._suites[suite_json["name"]] = (
-                definition, self.context.suites.add_or_update(self._gx.ExpectationSuite(**json.loads(definition))))
+            wanted = self._gx.ExpectationSuite(**json.loads(definition))
+            saved = self._suites[suite_json["name"]] = (definition, self._kept(
+                self.context.suites, wanted.name, lambda found: _unsaved(found) == _unsaved(wanted),
+                lambda: self.context.suites.add_or_update(wanted)))
         return saved[1]
+
+    @staticmethod
+    def _kept(store: Any, name: str, same: Callable[[Any], bool], save: Callable[[], Any]) -> Any:
+        """What an earlier process saved as ``name`` in ``store`` (a GE factory) when ``same``
+        holds for it (a new process does not rewrite what it finds unchanged), else ``save()``."""
+        from great_expectations.exceptions import DataContextError
+
+        try:
+            found = store.get(name)
+        except DataContextError:
+            return save()
+        return found if same(found) else save()
 
     def _checkpoint(self, name: str, suite_json: dict[str, Any], result_format: dict[str, Any], local: bool = False):
         """The checkpoint ``name`` validating ``suite_json`` in ``result_format`` on a Spark frame
-        (on a pandas frame: ``local``), saved to the context once per process and definition."""
+        (on a pandas frame: ``local``), saved to the context once per definition (a new process
+        finds what an earlier one saved)."""
         gx = self._gx
         suite = self._suite(suite_json)
         definition = (id(suite), json.dumps(result_format, sort_keys=True), local)
         saved = self._checkpoints.get(name)
         if saved is not None and saved[0] == definition:
             return saved[1]
-        validation = self.context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=name, data=self._batch_definition(suite.name, local), suite=suite))
-        checkpoint = self.context.checkpoints.add_or_update(gx.Checkpoint(
-            name=name, validation_definitions=[validation], actions=[], result_format=result_format))
+        data = self._batch_definition(suite.name, local)
+        validation = self._kept(
+            self.context.validation_definitions, name,
+            lambda found: found.suite.id == suite.id and found.data.id == data.id,
+            lambda: self.context.validation_definitions.add_or_update(
+                gx.ValidationDefinition(name=name, data=data, suite=suite)))
+        checkpoint = self._kept(
+            self.context.checkpoints, name,
+            lambda found: ([v.id for v in found.validation_definitions] == [validation.id] and not found.actions
+                           and found.result_format == result_format),
+            lambda: self.context.checkpoints.add_or_update(gx.Checkpoint(
+                name=name, validation_definitions=[validation], actions=[], result_format=result_format)))
         self._checkpoints[name] = (definition, checkpoint)
         return checkpoint
 
