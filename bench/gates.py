@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import cProfile
-import importlib
-import threading
 import time
 from pathlib import Path
 
@@ -43,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from lakehouse_bronze.source import source_state
     from lakehouse_core import postgres
     from lakehouse_core.batch import DataInterval
+    from lakehouse_core.cli import await_great_expectations, preload_great_expectations
     from lakehouse_core.quality import run_gate
     from lakehouse_core.registry import Registry
     from lakehouse_core.settings import LakehouseSettings
@@ -53,10 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from lakehouse_simulator.generate import generate
     from lakehouse_simulator.schema import create_source_schema
 
-    # as a layer job with --gate does (lakehouse_core.cli): Great Expectations imported while the
-    # JVM starts and the layer runs, not in the first gate
-    great_expectations = threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True)
-    great_expectations.start()
+    preload_great_expectations()  # (as a layer job with --gate does: imported while the JVM starts and the layer runs)
     settings = LakehouseSettings()
     server = postgres.EmbeddedPostgres.for_settings(settings)
     server.start()
@@ -96,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         seconds = {}
         for layer, step in layers.items():
             layer_seconds = timed(step)
-            great_expectations.join()  # (long done by then: the layer job's gate waits for it likewise)
+            await_great_expectations()  # (long done by then: the layer job's gate waits for it likewise)
             gate_seconds = timed(lambda: gate(layer, batch_interval.batch_id, profile))
             seconds[layer] = {"layer_seconds": layer_seconds, "gate_seconds": gate_seconds,
                               "gate_share": round(gate_seconds / layer_seconds, 2)}

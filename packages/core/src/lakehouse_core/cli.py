@@ -83,7 +83,7 @@ def start_layer_job(args: argparse.Namespace, layer: str, spark_lineage: bool = 
     tables = [registry.get(n.strip()) for n in names.split(",")] if names else registry.in_dependency_order()
     interval = _interval(args)
     if getattr(args, "gate", False):
-        _preload_great_expectations()
+        preload_great_expectations()
     spark = get_spark(settings, f"lakehouse_{layer}", ParentRun.from_env(), listener=spark_lineage)
     return LayerJob(settings, registry, tables, interval, spark)
 
@@ -110,7 +110,7 @@ def gate_in_layer_job(job: LayerJob, layer: str, tables: list[str] | None = None
     the gate step reports it. Raises what ``quality.run_gate`` raises otherwise."""
     from lakehouse_core.quality import run_gate_in_layer_job
 
-    _await_great_expectations()
+    await_great_expectations()
     progress = Progress(f"{layer} gate", 0)
     report = run_gate_in_layer_job(job.spark, job.settings, layer, job.interval.batch_id, tables, progress)
     progress.summary()
@@ -126,13 +126,16 @@ def gate_in_layer_job(job: LayerJob, layer: str, tables: list[str] | None = None
 _GREAT_EXPECTATIONS = threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True)
 
 
-def _preload_great_expectations() -> None:
+def preload_great_expectations() -> None:
+    """Start importing Great Expectations in a thread (once per process): a gate's process overlaps
+    it with the JVM start or the layer's work (``await_great_expectations`` before the gate)."""
     if _GREAT_EXPECTATIONS.ident is None:
         _GREAT_EXPECTATIONS.start()
 
 
-def _await_great_expectations() -> None:
-    _preload_great_expectations()
+def await_great_expectations() -> None:
+    """Wait until Great Expectations is imported (started now unless preloaded)."""
+    preload_great_expectations()
     _GREAT_EXPECTATIONS.join()
 
 
@@ -170,11 +173,11 @@ def _gate(args: argparse.Namespace) -> int:
         for line in recorded.summary_lines():
             print(line)
         return 0
-    _preload_great_expectations()  # overlapped with the JVM start
+    preload_great_expectations()  # overlapped with the JVM start
     # a gate reports one OpenLineage run with the data-quality facets of every table it validated
     # (lakehouse_core.quality), not a Spark event per Great Expectations query
     job = start_layer_job(args, f"{args.layer}_gate", spark_lineage=False)
-    _await_great_expectations()
+    await_great_expectations()
     progress = Progress(f"{args.layer} gate", 0)
     report = run_gate(job.spark, job.settings, args.layer, job.interval.batch_id, tables, progress)
     progress.summary()
