@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 from lakehouse_core import faults, postgres
 from lakehouse_core.batch import DataInterval
-from lakehouse_core.errors import EXIT_RETRYABLE, ConfigurationError, LakehouseError
-from lakehouse_core.locks import WRITTEN_LAYERS, layer_leases
+from lakehouse_core.errors import ConfigurationError, InfrastructureError, LakehouseError
+from lakehouse_core.locks import WRITTEN_LAYERS, check_leases, layer_leases
 from lakehouse_core.progress import Progress
 from lakehouse_core.registry import Registry, TableSpec
 from lakehouse_core.settings import LakehouseSettings, get_settings
@@ -312,19 +312,29 @@ def main(argv: list[str] | None = None) -> int:
     # process uses it or `lakehouse db start` keeps it (lakehouse_core.postgres)
     with postgres.released_after():
         try:
-            args = build_parser().parse_args(argv)
-            return int(args.func(args) or 0)
+            return _run(argv)
         except LakehouseError as exc:
             print(f"lakehouse: error: {exc.one_line()}", file=sys.stderr)
             return exc.exit_code
-        except Exception as exc:
-            reason = postgres.lost_connection(exc)  # a database restarted or unreachable mid-run: a retry may succeed
-            if reason is None:
-                raise
-            print(f"lakehouse: error: a database connection failed ({reason}); run again", file=sys.stderr)
-            return EXIT_RETRYABLE
         finally:
             _leases.close()
+
+
+def _run(argv: list[str] | None) -> int:
+    """Run the command ``argv`` names. A lost database connection (a server restarted or
+    unreachable mid-run: a retry may succeed) raises LeaseLostError when it took one of the job's
+    leases too (whichever connection met the restart first), InfrastructureError otherwise."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LakehouseError:
+        raise
+    except Exception as exc:
+        reason = postgres.lost_connection(exc)
+        if reason is None:
+            raise
+        check_leases()
+        raise InfrastructureError(f"a database connection failed ({reason}); run again") from exc
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ catalog database restarts or drops the connection under a running job, while the
 the write protocol checks the leases the process holds (``check_leases``) before each of its
 commits (``iceberg.stage``'s state, ``iceberg.publish``), and a job that lost one stops with
 ``LeaseLostError`` (retryable: its rerun stages the batch again) instead of committing what
-another job may be writing by then.
+another job may be writing by then. A job that another of its connections stopped first (Spark's
+catalog, a source read) is told so too when its lease went with the restart (``cli.main``).
 """
 
 from __future__ import annotations
