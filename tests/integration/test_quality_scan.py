@@ -195,3 +195,30 @@ def test_a_new_process_reuses_what_earlier_gates_saved_to_great_expectations(spa
     assert "gx/expectations/test/reused.json" in saved_changed, saved_changed
     assert not any(p.endswith("great_expectations.yml") for p in saved_changed), saved_changed
     assert gate(changed) == (outcomes, set())
+
+
+def test_a_gate_adds_the_assets_of_its_tables_in_one_save_of_the_project_file(spark, settings, tmp_path, monkeypatch):
+    """GE rewrites its whole project file for each asset and batch definition added one at a time;
+    a gate adds those of all its tables at once, keeping the ids earlier validations refer to."""
+    home = settings.model_copy(update={"home": tmp_path})
+    df = spark.createDataFrame(ROWS, SCHEMA)
+    suite = {"name": "first", "meta": {"primary_key": ["id"]},
+             "expectations": [_e("expect_column_values_to_not_be_null", column="id")]}
+    GreatExpectationsRunner(home).validate("test.first", df, suite, ["id"], run_name="run")
+    runner = GreatExpectationsRunner(home)  # (a new process's)
+    first = runner.datasource.get_asset("test.first").get_batch_definition("whole").id
+    saves = []
+    monkeypatch.setattr(type(runner.context), "_save_project_config",
+                        lambda context, _save=type(runner.context)._save_project_config: saves.append(1) or _save(context))
+    names = [f"test.t{number}" for number in range(12)]
+    runner.add_assets(["test.first", *names, names[0]])
+    assert len(saves) == 1
+    runner.add_assets(names)
+    assert len(saves) == 1  # (nothing missing: nothing saved)
+    reloaded = GreatExpectationsRunner(home).datasource  # what a later process finds
+    assert sorted(asset.name for asset in reloaded.assets) == sorted(["test.first", *names])
+    assert reloaded.get_asset("test.first").get_batch_definition("whole").id == first
+    assert all(reloaded.get_asset(name).get_batch_definition("whole").id for name in names)
+    for name in names[:2]:  # validated through the added assets, no further save
+        assert [o.success for o in runner.validate(name, df, suite, ["id"], run_name="run")] == [True]
+    assert len(saves) == 1

@@ -581,6 +581,19 @@ class GreatExpectationsRunner:
             return getattr(sources, f"add_or_update_{kind}")(name, **options)
         return saved
 
+    def add_assets(self, names: list[str]) -> None:
+        """Add to the Spark data source the assets ``names`` (each with its whole-frame batch
+        definition) that it lacks, in one save of GE's project file: added one at a time, GE
+        rewrites the whole file (every asset of every layer) for each asset and each definition."""
+        held = {asset.name for asset in self.datasource.assets}
+        missing = [name for name in dict.fromkeys(names) if name not in held]
+        if not missing:
+            return
+        kept = [json.loads(asset.json()) for asset in self.datasource.assets]  # (their ids kept)
+        added = [{"name": name, "type": "dataframe", "batch_definitions": [{"name": "whole"}]} for name in missing]
+        self.datasource = self.context.data_sources.add_or_update_spark(
+            name=self.datasource.name, persist=self.datasource.persist, assets=kept + added)
+
     def _batch_definition(self, name: str, local: bool):
         datasource = self.local_datasource if local else self.datasource
         try:
@@ -1126,6 +1139,7 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
     runner = ge_runner(settings)
     staged = [(layer, t) for t in batch.staged] + [("quarantine", t) for t in
                                                     tables_on_branch(spark, "quarantine", branch, f"{layer}_")]
+    runner.add_assets([f"{namespace}.{table}" for namespace, table in staged])
     gate = _GateRun(spark, settings, layer, batch_id, branch, runner, Registry.load(settings),
                     ParentTables(spark, branch))
     if progress is not None:
