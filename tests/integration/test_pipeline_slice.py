@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse_core import iceberg, postgres
+from lakehouse_core import iceberg, postgres, quality_scan
 from lakehouse_core.batch import BatchOrderError, DataInterval
 from lakehouse_core.errors import EXIT_DETERMINISTIC, UpstreamNotPublishedError
 from lakehouse_core.quality import QualityGateFailed, run_gate
@@ -123,6 +123,13 @@ def test_first_batch_lands_every_layer(spark, shop):
     (newest,) = source_rows(settings, "SELECT max(order_date)::date FROM orders")[0]
     lag = iceberg.summary(spark, identifier("silver", "orders"))["lakehouse.measure.freshness_lag_days"]
     assert lag == str((DAY1.last_day(settings.business_zone) - newest).days)
+    # a bronze batch's rows are whole files, which the metrics of showed every table passing: no row read
+    decided = {path.parts[-4]: json.loads(path.read_text())["meta"].get("lakehouse_decided_by") for path in
+               (settings.home / "gx").rglob(f"validations/bronze/*/{DAY1.batch_id}/*/*.json")}
+    landed = {spec.name for spec in Registry.load(settings)
+              if not spark.table(identifier("bronze", spec.name)).where(F.col("_batch_id") == DAY1.batch_id).isEmpty()}
+    assert decided.pop("_batch") is None and set(decided) == landed and "orders" in landed, decided
+    assert set(decided.values()) == {quality_scan.FILE_METRICS}, decided
 
 
 def test_daily_sales_mart_is_at_order_grain(spark, shop):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from importlib.metadata import version
 from typing import Any, Callable, Iterator
 
@@ -229,6 +230,74 @@ def _footer_metrics(spark: SparkSession, metrics_config: Any, mapping: Any) -> C
             footer.close()
 
     return metrics
+
+
+@dataclass(frozen=True)
+class ColumnMetrics:
+    """A column's metrics over some data files: its values (nulls included) and nulls, and the
+    (lower, upper) bounds of each file holding a non-null value; ``bounds`` is None when such a
+    file has none (Iceberg keeps none for the column)."""
+
+    values: int
+    nulls: int
+    bounds: tuple[tuple[Any, Any], ...] | None
+
+
+@dataclass(frozen=True)
+class FileMetrics:
+    """The rows of some whole data files, and the metrics of each of their columns asked for
+    (absent: the files keep no counts for it)."""
+
+    rows: int
+    columns: dict[str, ColumnMetrics]
+
+
+def partition_file_metrics(spark: SparkSession, ident: str, ref: str, column: str, value: str,
+                           columns: list[str]) -> FileMetrics | None:
+    """The metrics Iceberg keeps for ``columns`` (top-level) in the data files of ``ident`` at
+    ``ref`` that hold the rows where ``column`` = ``value``, read from the manifests (no data
+    file is opened). Bounds are Iceberg's values (a date as days, a timestamp as microseconds).
+    None when those rows are not whole files (``column`` is not an identity partition of each of
+    them) or a file has row-level deletes."""
+    table = java_table(spark, ident)
+    expressions = java_class(spark, "org.apache.iceberg.expressions.Expressions")
+    convert = java_class(spark, "org.apache.iceberg.types.Conversions").fromByteBuffer
+    fields = {name: field for name in columns if (field := table.schema().findField(name)) is not None}
+    rows, counts = 0, {name: [0, 0] for name in fields}
+    bounds: dict[str, list[tuple[Any, Any]] | None] = {name: [] for name in fields}
+    tasks = table.newScan().useRef(ref).filter(expressions.equal(column, value)).includeColumnStats().planFiles()
+    try:
+        found = tasks.iterator()
+        while found.hasNext():
+            task = found.next()
+            if not task.deletes().isEmpty() or task.residual().op().name() != "TRUE":
+                return None
+            file = task.file()
+            rows += file.recordCount()
+            values, nulls = file.valueCounts() or {}, file.nullValueCounts() or {}
+            lower, upper = file.lowerBounds() or {}, file.upperBounds() or {}
+            for name in list(counts):
+                field = fields[name]
+                held, null = values.get(field.fieldId()), nulls.get(field.fieldId())
+                if held is None or null is None:  # no counts kept: nothing is known of the column
+                    del counts[name]
+                    continue
+                counts[name][0] += held
+                counts[name][1] += null
+                low, high = lower.get(field.fieldId()), upper.get(field.fieldId())
+                if held == null or bounds[name] is None:
+                    continue  # (no value in the file: no bounds to keep)
+                bounds[name] = None if low is None or high is None else [
+                    *bounds[name], (_bound(convert(field.type(), low)), _bound(convert(field.type(), high)))]
+    finally:
+        tasks.close()
+    return FileMetrics(rows, {name: ColumnMetrics(held, null, None if bounds[name] is None else tuple(bounds[name]))
+                              for name, (held, null) in counts.items()})
+
+
+def _bound(value: Any) -> Any:
+    """A bound as Python holds it (Py4J maps numbers; a string bound is a Java ``CharSequence``)."""
+    return value if isinstance(value, (int, float, Decimal, str)) else value.toString()
 
 
 def start_audit_branch(spark: SparkSession, ident: str, branch: str) -> None:

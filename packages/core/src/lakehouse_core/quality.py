@@ -682,7 +682,7 @@ class GreatExpectationsRunner:
         running it."""
         suite_json = {**suite_json, "name": name}
         if decision is not None and decision.success:
-            return self._store_passed(name, suite_json, run_name)
+            return self._store_passed(name, suite_json, run_name, decision.decided_by)
         result = None if decision is not None else self._run(name, suite_json, self.DECISION, df, run_name)
         if result is None or not result.success:  # (the scan found a failure: straight to its diagnosis)
             # SUMMARY: exact counts, and at most MAX_REPORTED_KEYS failing rows brought to the
@@ -707,9 +707,10 @@ class GreatExpectationsRunner:
                 ))
         return outcomes
 
-    def _store_passed(self, name: str, suite_json: dict[str, Any], run_name: str) -> list[ExpectationOutcome]:
+    def _store_passed(self, name: str, suite_json: dict[str, Any], run_name: str,
+                      decided_by: str) -> list[ExpectationOutcome]:
         """Store, as the result of ``name``'s decision checkpoint, ``suite_json`` passing in full
-        (``BOOLEAN_ONLY``: no details); ``meta.lakehouse_decided_by`` names the scan."""
+        (``BOOLEAN_ONLY``: no details); ``meta.lakehouse_decided_by`` says what decided it."""
         from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
         from great_expectations.data_context.types.resource_identifiers import (
             ExpectationSuiteIdentifier,
@@ -735,7 +736,7 @@ class GreatExpectationsRunner:
                                               "batch_identifiers": {"dataframe": "<DATAFRAME>"}},
                   "validation_id": validation.id, "checkpoint_id": checkpoint.id, "run_id": run_id,
                   "validation_time": run_id.run_time, "batch_parameters": {"dataframe": "<DATAFRAME>"},
-                  "lakehouse_decided_by": "lakehouse_core.quality_scan"})
+                  "lakehouse_decided_by": decided_by})
         suite_id = ExpectationSuiteIdentifier(name=name)
         self.context.validation_results_store.store_validation_results(
             suite_validation_result=result, expectation_suite_identifier=suite_id,
@@ -874,6 +875,9 @@ def _batch_frame(reports: list[TableReport], suite: dict) -> "pandas.DataFrame":
 BATCH_ROWS = "batch_rows"
 #: the column naming the batch that wrote a row, where a gate validates only the batch's rows
 BATCH_COLUMNS = {"bronze": "_batch_id", "silver": "_source_batch_id", "quarantine": "batch_id"}
+#: where the rows a batch writes are whole files (its ``BATCH_COLUMNS`` value is their identity
+#: partition): a passing batch is shown by their metrics (``quality_scan.decide_from_file_metrics``)
+BATCH_FILES = ("bronze", "quarantine")
 #: gold: the days of its first (identity) partition column a batch rebuilt (None: all), ``lakehouse_gold.build``
 TOUCHED_DAYS = f"{iceberg.PROPERTY_PREFIX}touched_days"
 
@@ -970,7 +974,11 @@ def _scan_staged(gate: _GateRun, ident: str) -> _Scanned:
         scanned.frame = df.limit(0)  # (a relation joined with it is not read)
     else:
         scanned.frame = df if batch_rows is None else df.where(batch_rows)
-    scanned.decision = quality_scan.decide(scanned.frame, scanned.suite)
+        if batch_rows is not None and namespace in BATCH_FILES:  # the batch's rows are whole files
+            scanned.decision = quality_scan.decide_from_file_metrics(
+                spark, df, scanned.suite, ident, branch, BATCH_COLUMNS[namespace], gate.batch_id)
+    if scanned.decision is None:
+        scanned.decision = quality_scan.decide(scanned.frame, scanned.suite)
     return scanned
 
 

@@ -21,10 +21,11 @@ from decimal import Decimal
 from functools import reduce
 from typing import Any, Callable
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakehouse_core import iceberg
 from lakehouse_core.errors import ConfigurationError
 
 #: a compiled expectation: (the rows it judges, the unexpected-row condition) or, for uniqueness,
@@ -39,6 +40,8 @@ class ScanDecision:
 
     rows: int
     passed: tuple[bool, ...]
+    #: what decided it (``meta.lakehouse_decided_by`` of the stored result)
+    decided_by: str = "lakehouse_core.quality_scan"
 
     @property
     def success(self) -> bool:
@@ -239,3 +242,69 @@ def decide(df: DataFrame, suite: dict[str, Any]) -> ScanDecision | None:
     finally:
         df.sparkSession.catalog.dropTempView(view)
     return ScanDecision(int(counts["rows"]), outcomes)
+
+
+#: ``decide_from_file_metrics``'s mark on what it decided
+FILE_METRICS = "lakehouse_core.quality_scan (Iceberg file metrics)"
+
+
+def _passes_on_metrics(field: T.StructField, expectation: dict[str, Any], metrics: "iceberg.ColumnMetrics") -> bool:
+    """Whether ``metrics`` (of the rows validated) show that every row passes ``expectation``,
+    one of the column checks ``decide_from_file_metrics`` takes: no null, each file's bounds
+    within, or each file's values one value of the set (lower bound = upper bound: Iceberg
+    truncates a long string's bounds so that they differ)."""
+    kind, kwargs = expectation["type"], expectation["kwargs"]
+    if kind == "expect_column_values_to_not_be_null":
+        return metrics.nulls == 0
+    if metrics.bounds is None:
+        return False
+    if kind == "expect_column_values_to_be_in_set":
+        values = kwargs.get("value_set")
+        return (isinstance(values, list) and isinstance(field.dataType, (T.StringType, T.IntegralType))
+                and all(low == high and low in values for low, high in metrics.bounds))
+    if not isinstance(field.dataType, (T.IntegralType, T.DecimalType)):  # (exact bounds, no NaN)
+        return False
+    low_ok, high_ok = kwargs.get("min_value"), kwargs.get("max_value")
+    given = [v for v in (low_ok, high_ok) if v is not None]
+    if not given or not all(_comparable(field, v) for v in given) or (len(given) == 2 and low_ok > high_ok):
+        return False  # (what the scan leaves to GE too)
+    strict_min, strict_max = kwargs.get("strict_min"), kwargs.get("strict_max")
+    return all((low_ok is None or (low > low_ok if strict_min else low >= low_ok))
+               and (high_ok is None or (high < high_ok if strict_max else high <= high_ok))
+               for low, high in metrics.bounds)
+
+
+#: the column checks decided from file metrics (a pass only)
+_METRIC_CHECKS = ("expect_column_values_to_not_be_null", "expect_column_values_to_be_in_set",
+                  "expect_column_values_to_be_between")
+
+
+def decide_from_file_metrics(spark: SparkSession, df: DataFrame, suite: dict[str, Any], ident: str, ref: str,
+                             column: str, value: str) -> ScanDecision | None:
+    """Every expectation of ``suite`` passing on the rows of ``df`` (``ident`` at ``ref``) where
+    ``column`` = ``value``, shown by the metrics Iceberg keeps of the data files holding them
+    (``iceberg.partition_file_metrics``: a bronze batch's files), without reading a row; None
+    when they do not show it, for the scan to decide (``decide``): a suite with another type of
+    expectation, a ``row_condition`` or ``mostly``, a column without metrics or bounds, a check
+    failing or not provable on them, rows that are not whole files."""
+    expectations = suite["expectations"]
+    checked: list[tuple[T.StructField, dict[str, Any]]] = []
+    for expectation in expectations:
+        kwargs = expectation.get("kwargs") or {}
+        if expectation.get("type") == "expect_column_values_to_be_in_type_list":
+            continue  # (decided on the schema below)
+        if (expectation.get("type") not in _METRIC_CHECKS or "mostly" in kwargs or "row_condition" in kwargs
+                or kwargs.get("column") not in df.columns):
+            return None
+        checked.append((df.schema[kwargs["column"]], expectation))
+    try:
+        schema_checks = [_compile(df, e)[1] for e in expectations
+                         if e["type"] == "expect_column_values_to_be_in_type_list"]
+    except _NotCompiled:
+        return None
+    found = iceberg.partition_file_metrics(spark, ident, ref, column, value, sorted({f.name for f, _ in checked}))
+    if found is None or not all(schema_checks) or not all(
+            field.name in found.columns and _passes_on_metrics(field, e, found.columns[field.name])
+            for field, e in checked):
+        return None
+    return ScanDecision(found.rows, (True,) * len(expectations), FILE_METRICS)
