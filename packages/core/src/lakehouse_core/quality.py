@@ -613,21 +613,22 @@ class GreatExpectationsRunner:
         if saved is None or saved[0] != definition:  # (GE is handed a copy: it adds to a suite's meta)
             wanted = self._gx.ExpectationSuite(**json.loads(definition))
             saved = self._suites[suite_json["name"]] = (definition, self._kept(
-                self.context.suites, wanted.name, lambda found: _unsaved(found) == _unsaved(wanted),
-                lambda: self.context.suites.add_or_update(wanted)))
+                self.context.suites, wanted, lambda found: _unsaved(found) == _unsaved(wanted)))
         return saved[1]
 
     @staticmethod
-    def _kept(store: Any, name: str, same: Callable[[Any], bool], save: Callable[[], Any]) -> Any:
-        """What an earlier process saved as ``name`` in ``store`` (a GE factory) when ``same``
-        holds for it (a new process does not rewrite what it finds unchanged), else ``save()``."""
+    def _kept(store: Any, wanted: Any, same: Callable[[Any], bool]) -> Any:
+        """What an earlier process saved as ``wanted.name`` in ``store`` (a GE factory) when ``same``
+        holds for it (a new process does not rewrite what it finds unchanged); else ``wanted``,
+        added, or saved over what differs (GE's ``add_or_update`` saves again every object the new
+        one refers to, which this runner has just found or saved: only when it has to)."""
         from great_expectations.exceptions import DataContextError
 
         try:
-            found = store.get(name)
+            found = store.get(wanted.name)
         except DataContextError:
-            return save()
-        return found if same(found) else save()
+            return store.add(wanted)
+        return found if same(found) else store.add_or_update(wanted)
 
     def _checkpoint(self, name: str, suite_json: dict[str, Any], result_format: dict[str, Any], local: bool = False):
         """The checkpoint ``name`` validating ``suite_json`` in ``result_format`` on a Spark frame
@@ -640,17 +641,14 @@ class GreatExpectationsRunner:
         if saved is not None and saved[0] == definition:
             return saved[1]
         data = self._batch_definition(suite.name, local)
-        validation = self._kept(
-            self.context.validation_definitions, name,
-            lambda found: found.suite.id == suite.id and found.data.id == data.id,
-            lambda: self.context.validation_definitions.add_or_update(
-                gx.ValidationDefinition(name=name, data=data, suite=suite)))
+        validation = self._kept(self.context.validation_definitions,
+                                gx.ValidationDefinition(name=name, data=data, suite=suite),
+                                lambda found: found.suite.id == suite.id and found.data.id == data.id)
         checkpoint = self._kept(
-            self.context.checkpoints, name,
+            self.context.checkpoints,
+            gx.Checkpoint(name=name, validation_definitions=[validation], actions=[], result_format=result_format),
             lambda found: ([v.id for v in found.validation_definitions] == [validation.id] and not found.actions
-                           and found.result_format == result_format),
-            lambda: self.context.checkpoints.add_or_update(gx.Checkpoint(
-                name=name, validation_definitions=[validation], actions=[], result_format=result_format)))
+                           and found.result_format == result_format))
         self._checkpoints[name] = (definition, checkpoint)
         return checkpoint
 

@@ -10,6 +10,11 @@ passes needs nothing more; a failing one, or one with anything this module does 
 column), is left to GE's checkpoint, which decides and names the failing rows.
 ``tests/integration/test_quality_scan.py`` holds every compiled type to GE's own result on
 frames made to pass and to fail.
+
+Where the rows validated are whole data files (a bronze batch's: the files of its ``_batch_id``
+partition), ``decide_from_file_metrics`` first tries to show the suite passing from the counts and
+bounds Iceberg keeps per file, reading no row; whatever those cannot show passing is scanned
+(``tests/integration/test_quality_metrics.py``).
 """
 
 from __future__ import annotations
