@@ -269,13 +269,13 @@ def _passes_on_metrics(field: T.StructField, expectation: dict[str, Any], metric
                 and all(low == high and low in values for low, high in metrics.bounds))
     if not isinstance(field.dataType, (T.IntegralType, T.DecimalType)):  # (exact bounds, no NaN)
         return False
-    low_ok, high_ok = kwargs.get("min_value"), kwargs.get("max_value")
-    given = [v for v in (low_ok, high_ok) if v is not None]
-    if not given or not all(_comparable(field, v) for v in given) or (len(given) == 2 and low_ok > high_ok):
+    minimum, maximum = kwargs.get("min_value"), kwargs.get("max_value")
+    given = [v for v in (minimum, maximum) if v is not None]
+    if not given or not all(_comparable(field, v) for v in given) or (len(given) == 2 and minimum > maximum):
         return False  # (what the scan leaves to GE too)
     strict_min, strict_max = kwargs.get("strict_min"), kwargs.get("strict_max")
-    return all((low_ok is None or (low > low_ok if strict_min else low >= low_ok))
-               and (high_ok is None or (high < high_ok if strict_max else high <= high_ok))
+    return all((minimum is None or (low > minimum if strict_min else low >= minimum))
+               and (maximum is None or (high < maximum if strict_max else high <= maximum))
                for low, high in metrics.bounds)
 
 
