@@ -185,6 +185,8 @@ def test_a_new_process_reuses_what_earlier_gates_saved_to_great_expectations(spa
 
     first, saved_first = gate(suite)
     assert first == [("expect_column_values_to_not_be_null", True)]
+    # (GE would parse the config variables file again on every store lookup: none is named)
+    assert "config_variables_file_path:\n" in (tmp_path / "gx" / "gx" / "great_expectations.yml").read_text()
     assert any(p.endswith("great_expectations.yml") for p in saved_first)
     assert any("checkpoints" in p for p in saved_first)
     assert gate(suite) == (first, set())

@@ -549,6 +549,12 @@ class GreatExpectationsRunner:
         self._gx = gx
         self._settings = settings
         self.context = gx.get_context(mode="file", project_root_dir=str(settings.home / "gx"))
+        if self.context.variables.config_variables_file_path is not None:
+            # no config variable is used here, and GE parses their YAML file again on every store
+            # lookup (a few hundred a gate): the project names none, from the context loaded next
+            self.context.variables.config_variables_file_path = None
+            self.context.variables.save()
+            self.context = gx.get_context(mode="file", project_root_dir=str(settings.home / "gx"))
         self.context.variables.progress_bars = {"globally": False}
         site = {"class_name": "SiteBuilder",
                 "store_backend": {"class_name": "TupleFilesystemStoreBackend",
