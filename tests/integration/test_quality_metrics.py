@@ -69,6 +69,7 @@ def table(spark):
         spark.createDataFrame(rows, SCHEMA).writeTo(ident).append()
     yield ident
     spark.sql(f"DROP TABLE {ident} PURGE")
+    spark.sql("DROP NAMESPACE lakehouse.metrics_test")  # (tests of this process list the namespaces)
 
 
 @pytest.mark.parametrize("batch, expectations, decided", CASES,
@@ -76,7 +77,7 @@ def table(spark):
 def test_the_metrics_decide_a_pass_exactly_where_they_show_it(spark, table, batch, expectations, decided):
     df = spark.table(table)
     suite = {"name": "t", "expectations": expectations}
-    by_metrics = quality_scan.decide_from_file_metrics(spark, df, suite, table, "main", "batch", batch)
+    by_metrics = quality_scan.decide_from_file_metrics(df, suite, table, "main", "batch", batch)
     scanned = quality_scan.decide(df.where(F.col("batch") == batch), suite)
     assert (by_metrics is not None) == decided, (by_metrics, scanned)
     if by_metrics is not None:
@@ -87,5 +88,5 @@ def test_the_metrics_decide_a_pass_exactly_where_they_show_it(spark, table, batc
 def test_rows_that_are_not_whole_files_are_left_to_the_scan(spark, table):
     suite = {"name": "t", "expectations": [_e(NOT_NULL, column="batch")]}
     df = spark.table(table)
-    assert quality_scan.decide_from_file_metrics(spark, df, suite, table, "main", "op", "upsert") is None
-    assert quality_scan.decide_from_file_metrics(spark, df, suite, table, "main", "batch", "good").rows == 4
+    assert quality_scan.decide_from_file_metrics(df, suite, table, "main", "op", "upsert") is None
+    assert quality_scan.decide_from_file_metrics(df, suite, table, "main", "batch", "good").rows == 4
