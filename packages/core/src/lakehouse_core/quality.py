@@ -980,7 +980,7 @@ def _scan_staged(gate: _GateRun, ident: str) -> _Scanned:
         scanned.frame = df if batch_rows is None else df.where(batch_rows)
         if batch_rows is not None and namespace in BATCH_FILES:  # the batch's rows are whole files
             scanned.decision = quality_scan.decide_from_file_metrics(
-                spark, df, scanned.suite, ident, branch, BATCH_COLUMNS[namespace], gate.batch_id)
+                df, scanned.suite, ident, branch, BATCH_COLUMNS[namespace], gate.batch_id)
     if scanned.decision is None:
         scanned.decision = quality_scan.decide(scanned.frame, scanned.suite)
     return scanned

@@ -26,7 +26,7 @@ from decimal import Decimal
 from functools import reduce
 from typing import Any, Callable
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -284,32 +284,31 @@ _METRIC_CHECKS = ("expect_column_values_to_not_be_null", "expect_column_values_t
                   "expect_column_values_to_be_between")
 
 
-def decide_from_file_metrics(spark: SparkSession, df: DataFrame, suite: dict[str, Any], ident: str, ref: str,
-                             column: str, value: str) -> ScanDecision | None:
+def decide_from_file_metrics(df: DataFrame, suite: dict[str, Any], ident: str, ref: str, column: str,
+                             value: str) -> ScanDecision | None:
     """Every expectation of ``suite`` passing on the rows of ``df`` (``ident`` at ``ref``) where
     ``column`` = ``value``, shown by the metrics Iceberg keeps of the data files holding them
     (``iceberg.partition_file_metrics``: a bronze batch's files), without reading a row; None
     when they do not show it, for the scan to decide (``decide``): a suite with another type of
     expectation, a ``row_condition`` or ``mostly``, a column without metrics or bounds, a check
     failing or not provable on them, rows that are not whole files."""
-    expectations = suite["expectations"]
     checked: list[tuple[T.StructField, dict[str, Any]]] = []
-    for expectation in expectations:
-        kwargs = expectation.get("kwargs") or {}
-        if expectation.get("type") == "expect_column_values_to_be_in_type_list":
-            continue  # (decided on the schema below)
-        if (expectation.get("type") not in _METRIC_CHECKS or "mostly" in kwargs or "row_condition" in kwargs
-                or kwargs.get("column") not in df.columns):
+    for expectation in suite["expectations"]:
+        kind, kwargs = expectation.get("type"), expectation.get("kwargs") or {}
+        if kind == "expect_column_values_to_be_in_type_list":  # decided on the schema
+            try:
+                if not _compile(df, expectation)[1]:
+                    return None
+            except _NotCompiled:
+                return None
+        elif (kind in _METRIC_CHECKS and "mostly" not in kwargs and "row_condition" not in kwargs
+              and kwargs.get("column") in df.columns):
+            checked.append((df.schema[kwargs["column"]], expectation))
+        else:
             return None
-        checked.append((df.schema[kwargs["column"]], expectation))
-    try:
-        schema_checks = [_compile(df, e)[1] for e in expectations
-                         if e["type"] == "expect_column_values_to_be_in_type_list"]
-    except _NotCompiled:
+    found = iceberg.partition_file_metrics(df.sparkSession, ident, ref, column, value,
+                                           sorted({field.name for field, _ in checked}))
+    if found is None or not all(field.name in found.columns and _passes_on_metrics(field, e, found.columns[field.name])
+                                for field, e in checked):
         return None
-    found = iceberg.partition_file_metrics(spark, ident, ref, column, value, sorted({f.name for f, _ in checked}))
-    if found is None or not all(schema_checks) or not all(
-            field.name in found.columns and _passes_on_metrics(field, e, found.columns[field.name])
-            for field, e in checked):
-        return None
-    return ScanDecision(found.rows, (True,) * len(expectations), FILE_METRICS)
+    return ScanDecision(found.rows, (True,) * len(suite["expectations"]), FILE_METRICS)
