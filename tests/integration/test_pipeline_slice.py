@@ -132,6 +132,55 @@ def test_first_batch_lands_every_layer(spark, shop):
     assert set(decided.values()) == {quality_scan.FILE_METRICS}, decided
 
 
+def test_a_layer_job_prepares_what_its_gate_saves_to_great_expectations(spark, shop, monkeypatch):
+    """What a layer job prepares for its gate while it stages the batch (``prepare_gate``, in a
+    thread: ``preload_great_expectations``) is what the gate validates with: in a new process, after
+    the first batch's gates, it saves nothing for a table they validated and saves what they did not
+    (the gold tables outside the slice, say); the gate's checkpoint of a table, its
+    referential-integrity query resolved against the parents it reads, is then the one prepared,
+    found without reading the project again."""
+    from great_expectations.core.factory import checkpoint_factory, suite_factory, validation_definition_factory
+
+    from lakehouse_core import cli, quality
+
+    saved: list[str] = []
+    for factory in (suite_factory.SuiteFactory, validation_definition_factory.ValidationDefinitionFactory,
+                    checkpoint_factory.CheckpointFactory):
+        for method in ("add", "add_or_update"):
+            monkeypatch.setattr(factory, method, lambda self, obj, _save=getattr(factory, method):
+                                saved.append(obj.name) or _save(self, obj))
+    quality.ge_runner(shop).context.checkpoints.delete("gold.fct_orders")  # (as if never saved)
+    prepared: set[str] = set()
+    for layer in ("bronze", "silver", "gold"):
+        monkeypatch.setattr(quality, "_RUNNERS", {})  # (a new process)
+        cli.preload_great_expectations(shop, layer)
+        cli.await_great_expectations()
+        tables = ([spec.name for spec in Registry.load(shop)] if layer != "gold" else
+                  [path.stem for path in quality.suite_folder(shop, layer).glob("*.json") if path.stem != "_batch"])
+        assert set(quality.ge_runner(shop)._checkpoints) == {f"{layer}.{t}" for t in [*tables, "_batch"]}
+        prepared |= set(quality.ge_runner(shop)._checkpoints)
+    validated = {f"{path.parts[-5]}.{path.parts[-4]}" for path in (shop.home / "gx").rglob("validations/*/*/*/*/*.json")}
+    assert {"gold.fct_orders", "silver.order_items", "bronze._batch"} <= validated
+    # a suite, a validation definition and a checkpoint for each table no gate validated yet (in this
+    # state folder), the checkpoint alone where it was missing
+    assert sorted(saved) == sorted([*sorted(prepared - validated) * 3, "gold.fct_orders"]), saved
+
+    parents = quality.ParentTables(spark, iceberg.audit_branch("none"))
+    try:
+        suite = quality.resolve_tables(quality.load_suite(shop, "silver", "order_items"), parents)
+        assert any(e["type"] == quality.UNEXPECTED_ROWS for e in suite["expectations"])
+        monkeypatch.setattr(quality, "_RUNNERS", {})
+        cli.preload_great_expectations(shop, "silver")
+        cli.await_great_expectations()
+        runner = quality.ge_runner(shop)
+        prepared = runner._checkpoints["silver.order_items"][1]
+        monkeypatch.setattr(type(runner.context.checkpoints), "get", lambda *_: pytest.fail("read the project again"))
+        assert runner._checkpoint("silver.order_items", {**suite, "name": "silver.order_items"},
+                                  runner.DECISION) is prepared
+    finally:
+        parents.close()
+
+
 def test_daily_sales_mart_is_at_order_grain(spark, shop):
     """GMV / order count / AOV per (business day, channel) equal the source computed in SQL."""
     expected = {

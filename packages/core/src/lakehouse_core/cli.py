@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import shutil
 import sys
 import threading
@@ -33,6 +34,8 @@ from lakehouse_core.settings import LakehouseSettings, get_settings
 
 if TYPE_CHECKING:  # pyspark is imported lazily: `lakehouse db ...` must not start a JVM
     from pyspark.sql import SparkSession
+
+_log = logging.getLogger(__name__)
 
 
 def add_batch_arguments(parser: argparse.ArgumentParser, with_tables: bool = True) -> None:
@@ -83,7 +86,7 @@ def start_layer_job(args: argparse.Namespace, layer: str, spark_lineage: bool = 
     tables = [registry.get(n.strip()) for n in names.split(",")] if names else registry.in_dependency_order()
     interval = _interval(args)
     if getattr(args, "gate", False):
-        preload_great_expectations()
+        preload_great_expectations(settings, layer)
     spark = get_spark(settings, f"lakehouse_{layer}", ParentRun.from_env(), listener=spark_lineage)
     return LayerJob(settings, registry, tables, interval, spark)
 
@@ -124,19 +127,43 @@ def gate_in_layer_job(job: LayerJob, layer: str, tables: list[str] | None = None
 
 #: Importing Great Expectations takes ~8 s of CPU: a gate overlaps it with the JVM start (or the layer's work)
 _GREAT_EXPECTATIONS = threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True)
+#: the threads preparing a gate's checkpoints (``preload_great_expectations``)
+_GATES_PREPARING: list[threading.Thread] = []
 
 
-def preload_great_expectations() -> None:
-    """Start importing Great Expectations in a thread (once per process): a gate's process overlaps
-    it with the JVM start or the layer's work (``await_great_expectations`` before the gate)."""
+def preload_great_expectations(settings: LakehouseSettings | None = None, layer: str | None = None) -> None:
+    """Start importing Great Expectations in a thread (once per process) and, given ``settings``
+    and ``layer`` (``bronze``, ``silver``, ``gold``), preparing its gate's checkpoints in another
+    (``quality.prepare_gate``): a gate's process overlaps both with the JVM start or the layer's
+    work (``await_great_expectations`` before the gate)."""
     if _GREAT_EXPECTATIONS.ident is None:
         _GREAT_EXPECTATIONS.start()
+    if layer is not None:
+        # (not a daemon: a process ending early still finishes the project files it is writing)
+        preparing = threading.Thread(target=_prepare_gate, args=(settings, layer.removesuffix("_gate")),
+                                     name=f"prepare {layer} gate")
+        preparing.start()
+        _GATES_PREPARING.append(preparing)
+
+
+def _prepare_gate(settings: LakehouseSettings, layer: str) -> None:
+    from lakehouse_core.quality import prepare_gate
+
+    _GREAT_EXPECTATIONS.join()
+    try:
+        prepare_gate(settings, layer)
+    except Exception as exc:  # (the gate saves what is missing itself, and raises what stops it)
+        _log.warning("preparing the %s gate's checkpoints ahead of it failed (%s: %s); the gate prepares them",
+                     layer, type(exc).__name__, exc)
 
 
 def await_great_expectations() -> None:
-    """Wait until Great Expectations is imported (started now unless preloaded)."""
+    """Wait until Great Expectations is imported (started now unless preloaded) and the gates
+    being prepared are ready."""
     preload_great_expectations()
     _GREAT_EXPECTATIONS.join()
+    while _GATES_PREPARING:
+        _GATES_PREPARING.pop().join()
 
 
 def _db(args: argparse.Namespace) -> int:
@@ -173,7 +200,7 @@ def _gate(args: argparse.Namespace) -> int:
         for line in recorded.summary_lines():
             print(line)
         return 0
-    preload_great_expectations()  # overlapped with the JVM start
+    preload_great_expectations(settings, args.layer)  # overlapped with the JVM start
     # a gate reports one OpenLineage run with the data-quality facets of every table it validated
     # (lakehouse_core.quality), not a Spark event per Great Expectations query
     job = start_layer_job(args, f"{args.layer}_gate", spark_lineage=False)

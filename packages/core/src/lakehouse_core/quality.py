@@ -28,8 +28,10 @@ few at a time (``spark.parallel_tables``), each in one scan of its branch (``qua
 the suite compiled to one Spark aggregate; a suite that passes is stored as its checkpoint's
 result without running Great Expectations' metric-by-metric jobs), a table that fails (or whose
 suite the scan cannot compile) is held in memory and goes to GE's checkpoints, which decide and
-name the failing rows, the few rows of a ``_batch`` suite are checked by GE in pandas, and the
-Data Docs pages of a gate are rendered together once it has decided.
+name the failing rows, the few rows of a ``_batch`` suite are checked by GE in pandas, the
+Data Docs pages of a gate are rendered together once it has decided, and what GE saves or reads
+back per suite (its validation definition, its checkpoint) is done while the layer job stages the
+batch (``prepare_gate``).
 
 A gate runs in an application of its own (``run_gate``) or in the Spark application of the layer
 job that staged the batch (``run_gate_in_layer_job``: no JVM start of its own, DESIGN §6); the
@@ -428,11 +430,16 @@ class ParentTables:
         """The temporary view holding ``layer.table`` for this gate.
 
         Raises ConfigurationError naming ``suite_name`` and the table when it does not exist."""
-        view = f"{self.VIEW_PREFIX}{layer}_{table}"
+        view = self.view_name(layer, table)
         with self._lock:
             if view not in self._frames:
                 self._hold(suite_name, layer, table, view)
         return view
+
+    @classmethod
+    def view_name(cls, layer: str, table: str) -> str:
+        """The name of the temporary view holding ``layer.table`` in a gate."""
+        return f"{cls.VIEW_PREFIX}{layer}_{table}"
 
     def _hold(self, suite_name: str, layer: str, table: str, view: str) -> None:
         ident = identifier(layer, table)
@@ -451,17 +458,19 @@ class ParentTables:
         self._frames.clear()
 
 
-def resolve_tables(suite: dict[str, Any], parents: ParentTables) -> dict[str, Any]:
+def resolve_tables(suite: dict[str, Any], parents: ParentTables | None) -> dict[str, Any]:
     """``suite`` with each ``{<layer>.<table>}`` of its ``unexpected_rows_query`` replaced by the
     view of ``parents`` holding that table as the batch publishes it (a referential-integrity
-    query reads the parents the batch publishes with the table).
+    query reads the parents the batch publishes with the table); ``parents`` None: by the view's
+    name alone, no table read (the suite as the gate will hand it to Great Expectations).
 
     Raises ConfigurationError naming the suite and the table when a referenced table does not exist."""
     if not any(e["type"] == UNEXPECTED_ROWS for e in suite["expectations"]):
         return suite
+    view = parents.view if parents is not None else lambda _, layer, table: ParentTables.view_name(layer, table)
     return {**suite, "expectations": [
         {**e, "kwargs": {**e["kwargs"], "unexpected_rows_query": _TABLE_REFERENCE.sub(
-            lambda m: parents.view(suite["name"], m.group(1), m.group(2)), e["kwargs"]["unexpected_rows_query"])}}
+            lambda m: view(suite["name"], m.group(1), m.group(2)), e["kwargs"]["unexpected_rows_query"])}}
         if e["type"] == UNEXPECTED_ROWS else e
         for e in suite["expectations"]]}
 
@@ -599,6 +608,11 @@ class GreatExpectationsRunner:
         added = [{"name": name, "type": "dataframe", "batch_definitions": [{"name": "whole"}]} for name in missing]
         self.datasource = self.context.data_sources.add_or_update_spark(
             name=self.datasource.name, persist=self.datasource.persist, assets=kept + added)
+
+    def prepare(self, name: str, suite_json: dict[str, Any], local: bool = False) -> None:
+        """Have ready (found or saved) the checkpoint that ``validate`` runs or stores the passing
+        result of, for ``suite_json`` as suite ``name`` (on a pandas frame: ``local``)."""
+        self._checkpoint(name, {**suite_json, "name": name}, self.DECISION, local)
 
     def _batch_definition(self, name: str, local: bool):
         datasource = self.local_datasource if local else self.datasource
@@ -792,6 +806,25 @@ def ge_runner(settings: LakehouseSettings) -> GreatExpectationsRunner:
     if settings.home not in _RUNNERS or not settings.home.joinpath("gx").is_dir():
         _RUNNERS[settings.home] = GreatExpectationsRunner(settings)
     return _RUNNERS[settings.home]
+
+
+def prepare_gate(settings: LakehouseSettings, layer: str) -> None:
+    """Find or save in the Great Expectations project, ahead of ``layer``'s gate and in this
+    process's runner (``ge_runner``), what the gate's validations use: the assets, suites,
+    validation definitions and checkpoints of the layer's tables (bronze, silver: the registered
+    ones; gold: those with a suite) and of its ``_batch`` suite. A fresh project saves a few files
+    per table, a new process reads them back: a layer job does this in a thread while it stages
+    the batch (``lakehouse_core.cli.preload_great_expectations``), the gate then finds them ready.
+    Reads no table. Raises what ``load_suite`` raises."""
+    folder = suite_folder(settings, layer)
+    tables = ([spec.name for spec in Registry.load(settings)] if layer in ("bronze", "silver")
+              else sorted(path.stem for path in folder.glob("*.json") if path.stem != BATCH_SUITE))
+    runner = ge_runner(settings)
+    runner.add_assets([f"{layer}.{table}" for table in tables])
+    for table in tables:
+        runner.prepare(f"{layer}.{table}", resolve_tables(load_suite(settings, layer, table), None))
+    if (folder / f"{BATCH_SUITE}.json").exists():
+        runner.prepare(f"{layer}.{BATCH_SUITE}", load_suite(settings, layer, BATCH_SUITE), local=True)
 
 
 def _checked_column(config) -> str | None:
