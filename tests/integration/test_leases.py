@@ -8,6 +8,7 @@ A job that still holds its leases is told which connection failed. Both exit 75 
 from __future__ import annotations
 
 import argparse
+import time
 
 import psycopg2
 import pytest
@@ -24,6 +25,14 @@ def _drop_lease_connection(settings, layer: str) -> None:
         cur.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
                     "AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0)", (f"lakehouse.{layer}",))
         assert [row[0] for row in cur.fetchall()] == [True], f"no connection held the {layer} lease"
+        # (pg_terminate_backend only signals: the lease is free once that backend has exited)
+        for _ in range(100):
+            cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0)", (f"lakehouse.{layer}",))
+            if cur.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the terminated connection still holds the {layer} lease after 5 s")
 
 
 def _run_command(monkeypatch, command) -> int:
