@@ -140,7 +140,7 @@ def preload_great_expectations(settings: LakehouseSettings | None = None, layer:
         _GREAT_EXPECTATIONS.start()
     if layer is not None:
         # (not a daemon: a process ending early still finishes the project files it is writing)
-        preparing = threading.Thread(target=_prepare_gate, args=(settings, layer.removesuffix("_gate")),
+        preparing = threading.Thread(target=_prepare_gate, args=(settings, layer),
                                      name=f"prepare {layer} gate")
         preparing.start()
         _GATES_PREPARING.append(preparing)
