@@ -338,3 +338,34 @@ def test_a_simulator_clock_without_its_row_is_an_error_not_a_crash(source):
         with postgres.connect(source.source, source) as conn, conn.cursor() as cur:
             cur.executemany("INSERT INTO lakehouse_sim.clock (id, sim_now) VALUES (%s, %s)", saved)
             conn.commit()
+
+
+def test_a_row_is_unchanged_only_when_key_checksum_and_new_columns_say_so(spark):
+    """``changed_rows`` compares keys and checksums: a value moved into a NULL column, a float's
+    -0.0, a new column's value and an older version equal to the row are each told apart
+    as full rows would be."""
+    from pyspark.sql import types as T
+
+    from lakehouse_bronze.extract import changed_rows
+
+    spec = TableSpec(name="checksums", kind="mutable", primary_key=("id",), load_mode="incremental", cursor="id")
+    fields = [T.StructField("id", T.LongType()), T.StructField("a", T.LongType()), T.StructField("b", T.LongType()),
+              T.StructField("x", T.DoubleType())]
+    meta = [T.StructField("_batch_id", T.StringType()), T.StructField("_ingested_at", T.TimestampType()),
+            T.StructField("_op", T.StringType())]
+    at = START.replace(tzinfo=None)
+    bronze = spark.createDataFrame([
+        (1, None, 5, 0.0, "b1", at, "upsert"),  # id 1: a NULL beside a value
+        (2, 7, 7, 1.0, "b1", at, "upsert"), (2, 8, 8, 1.0, "b2", at, "upsert"),  # id 2: latest is 8, 8
+        (3, 1, 1, 0.0, "b1", at, "upsert"),  # id 3: 0.0 vs -0.0
+        (4, 1, 1, 1.0, "b1", at, "upsert"),  # id 4: unchanged but gains a new column's value
+        (5, 1, 1, 1.0, "b1", at, "upsert"),  # id 5: unchanged, the new column NULL
+    ], T.StructType(fields + meta))
+    extracted = spark.createDataFrame([
+        (1, 5, None, 0.0, None), (2, 7, 7, 1.0, None), (3, 1, 1, -0.0, None),
+        (4, 1, 1, 1.0, "new"), (5, 1, 1, 1.0, None), (6, 1, 1, 1.0, None),
+    ], T.StructType(fields + [T.StructField("added", T.StringType())]))
+    changed = {(r.id, r.a, r.b) for r in changed_rows(bronze, spec, extracted).collect()}
+    # 1: the value moved to the NULL column; 2: equal to an older version, not the latest;
+    # 4: a value in the new column; 6: a new key. Unchanged: 3 (-0.0 = 0.0) and 5.
+    assert changed == {(1, 5, None), (2, 7, 7), (4, 1, 1), (6, 1, 1)}

@@ -3,9 +3,9 @@
 Per table, driven by the registry (see ``cursors`` for what each cursor kind reads):
 
 * ``incremental`` tables read the rows their cursor selects; ``full`` tables read all rows.
-* Rows equal to the latest bronze version of their key are dropped (NULL-safe equality of
-  every source column bronze has, and NULL in any column it does not have yet), so
-  re-reads (lookback overlap, full reloads) never inflate bronze.
+* Rows equal to the latest bronze version of their key are dropped (the same key and the same
+  checksum of every source column bronze has, and NULL in any column it does not have yet), so
+  re-reads (lookback overlap, full reloads, reconciliations) never inflate bronze.
 * A quiet table is not read at all: each batch commits its read window (``cursors.ReadPlan.window``)
   with the window's fingerprint taken by PostgreSQL before the read (``source.read_window``). When
   the rows of that window still have that fingerprint and the new window holds no other row (and
@@ -49,8 +49,9 @@ from typing import Callable, Collection
 
 from psycopg2.pool import ThreadedConnectionPool
 from py4j.protocol import Py4JJavaError
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse_core import iceberg, lineage, postgres
 from lakehouse_core.batch import DataInterval
@@ -159,20 +160,38 @@ def latest_versions(bronze: DataFrame, key: tuple[str, ...]) -> DataFrame:
     return bronze.withColumn("_rn", F.row_number().over(order)).where("_rn = 1").drop("_rn")
 
 
+def row_hash(df: DataFrame, columns: list[str]) -> Column:
+    """A 64-bit checksum of a row's ``columns`` that tells NULL from every value (Spark's hashes
+    skip a NULL argument) and a float's -0.0 from nothing else (it equals 0.0)."""
+    def normalized(name: str) -> Column:
+        value = column(name, df)
+        if isinstance(df.schema[name].dataType, (T.FloatType, T.DoubleType)):
+            return F.when(value == 0, F.lit(0).cast(df.schema[name].dataType)).otherwise(value)
+        return value
+
+    return F.xxhash64(F.array(*[column(c, df).isNull() for c in columns]), *[normalized(c) for c in columns])
+
+
 def changed_rows(bronze: DataFrame, spec: TableSpec, extracted: DataFrame) -> DataFrame:
     """Rows of ``extracted`` that differ from the latest bronze version of their key.
 
-    Equal means: NULL-safe equal in every source column bronze has, and NULL in every
-    column it has not (a new source column with a value makes a new version).
+    Equal means: the same key, the same checksum (``row_hash``) of every source column bronze
+    has, and NULL in every column it has not (a new source column with a value makes a new
+    version). Only keys and checksums of bronze's versions are shuffled to find the latest, not
+    whole rows (a reconciling batch compares every row of the table). Two different rows share a
+    checksum with odds of about 2⁻⁶⁴: such a change would be missed until the row changes again.
     """
     source_columns = [c for c in extracted.columns if c not in META_COLUMNS]
     compared = [c for c in source_columns if c in bronze.columns]
     new = [c for c in source_columns if c not in bronze.columns]
-    candidates = bronze.join(extracted.select(*spec.primary_key), list(spec.primary_key), "left_semi")
-    latest = latest_versions(candidates, spec.primary_key).select(*[column(c).alias(f"_bronze_{c}") for c in compared])
-    same = ([column(c, extracted).eqNullSafe(column(f"_bronze_{c}", latest)) for c in compared]
-            + [column(c, extracted).isNull() for c in new])
-    return extracted.join(latest, functools.reduce(lambda a, b: a & b, same), "left_anti")
+    key = list(spec.primary_key)
+    candidates = bronze.join(extracted.select(*key), key, "left_semi")
+    latest = latest_versions(candidates.select(*key, "_batch_id", "_ingested_at",
+                                               row_hash(candidates, compared).alias("_row_hash")), spec.primary_key)
+    # (a row with a value in a new column has no checksum: it equals no version)
+    without_new = functools.reduce(lambda a, b: a & b, [column(c, extracted).isNull() for c in new], F.lit(True))
+    checked = extracted.withColumn("_row_hash", F.when(without_new, row_hash(extracted, compared)))
+    return checked.join(latest.select(*key, "_row_hash"), [*key, "_row_hash"], "left_anti").drop("_row_hash")
 
 
 def deleted_rows(bronze: DataFrame, spec: TableSpec, source_keys: DataFrame, template: DataFrame,
