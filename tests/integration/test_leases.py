@@ -11,7 +11,6 @@ import argparse
 import time
 
 import psycopg2
-import pytest
 
 from lakehouse_core import cli, postgres
 from lakehouse_core.errors import EXIT_RETRYABLE, BatchError
@@ -19,16 +18,20 @@ from lakehouse_core.errors import EXIT_RETRYABLE, BatchError
 LOST = psycopg2.OperationalError("terminating connection due to administrator command\nSSL connection ...")
 
 
+#: the advisory lock of a layer's lease (``lakehouse.<layer>``), in ``pg_locks``
+_LEASE_LOCK = ("FROM pg_locks WHERE locktype = 'advisory' "
+               "AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0)")
+
+
 def _drop_lease_connection(settings, layer: str) -> None:
     """Terminate the catalog connection holding ``layer``'s lease, as a server restart does."""
+    lease = (f"lakehouse.{layer}",)
     with postgres.connect(settings.catalog, settings) as conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
-                    "AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0)", (f"lakehouse.{layer}",))
+        cur.execute(f"SELECT pg_terminate_backend(pid) {_LEASE_LOCK}", lease)
         assert [row[0] for row in cur.fetchall()] == [True], f"no connection held the {layer} lease"
         # (pg_terminate_backend only signals: the lease is free once that backend has exited)
         for _ in range(100):
-            cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                        "AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0)", (f"lakehouse.{layer}",))
+            cur.execute(f"SELECT count(*) {_LEASE_LOCK}", lease)
             if cur.fetchone()[0] == 0:
                 return
             time.sleep(0.05)

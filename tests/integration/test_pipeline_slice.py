@@ -136,9 +136,8 @@ def test_a_layer_job_prepares_what_its_gate_saves_to_great_expectations(spark, s
     """What a layer job prepares for its gate while it stages the batch (``prepare_gate``, in a
     thread: ``preload_great_expectations``) is what the gate validates with: in a new process, after
     the first batch's gates, it saves nothing for a table they validated but what was deleted since;
-    the gate's checkpoint of a table, its
-    referential-integrity query resolved against the parents it reads, is then the one prepared,
-    found without reading the project again."""
+    the gate's checkpoint of a table, its referential-integrity query resolved against the parents
+    it reads, is then the one prepared, found without reading the project again."""
     from great_expectations.core.factory import checkpoint_factory, suite_factory, validation_definition_factory
 
     from lakehouse_core import cli, quality
