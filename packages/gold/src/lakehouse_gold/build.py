@@ -214,6 +214,8 @@ class BuildContext:
         the table will hold (those it holds and the new ones); beyond, a daily build rebuilds the
         table whole (a touched-days function may stop looking as soon as a part of its days is
         beyond)."""
+        if not days:
+            return True
         held = iceberg.partition_values(self.spark, identifier("gold", self.table)) | set(days)
         return len(days) <= self.settings.gold.incremental_max_share * len(held)
 

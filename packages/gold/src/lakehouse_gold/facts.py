@@ -179,17 +179,20 @@ def cart_events_touched_days(ctx: BuildContext) -> list[date | None] | None:
     last_end = F.lit(DataInterval.from_batch_id(ctx.previous_batch).end).cast("timestamp")
     expired = ((F.col("status") == "active") & (F.col("expires_at") > last_end)
                & (F.col("expires_at") <= F.lit(ctx.interval.end).cast("timestamp")))
-    events = cart_event_rows(ctx)
     changed_carts = carts.where(newer | expired).select(F.col("id").alias("cart_id"))
-    if not ctx.within_share(_days(events.join(changed_carts, "cart_id", "left_semi"), "event_day")):
-        return None  # the events of changed carts alone: look no further
-    changed = (changed_carts
-               .union(read("cart_items").where(newer).select("cart_id"))
-               .union(rekeyed(ctx, events, "event_ts").select("cart_id")))
+    changed = changed_carts.union(read("cart_items").where(newer).select("cart_id"))
     if ctx.deletes_reach_silver("cart_items"):
         lines_now = read("cart_items").select(F.col("id").alias("cart_item_id"))
         changed = changed.union(ctx.previous("fct_cart_events").where(F.col("cart_item_id").isNotNull())
                                 .join(lines_now, "cart_item_id", "left_anti").select("cart_id"))
+    # the events of the carts that may have changed (the changed ones and those of rekeyed
+    # customers), computed once: a few of all the carts
+    rekeyed_customers = customers_rekeyed(ctx).select("customer_id")
+    events = cart_event_rows(ctx, of_carts=changed.union(
+        carts.join(rekeyed_customers, "customer_id", "left_semi").select(F.col("id").alias("cart_id")))).localCheckpoint()
+    if not ctx.within_share(_days(events.join(changed_carts, "cart_id", "left_semi"), "event_day")):
+        return None  # the events of changed carts alone: look no further
+    changed = changed.union(rekeyed(ctx, events, "event_ts").select("cart_id"))
     now = events.select("cart_id", "event_day")
     return touched_days(ctx, "fct_cart_events", now, changed,
                         _keys_if_deletable(ctx, "cart", carts.select(F.col("id").alias("cart_id"))))
@@ -328,14 +331,16 @@ def build_fct_inventory_daily(ctx: BuildContext) -> DataFrame:
     return reduce(DataFrame.unionByName, snapshots.values())
 
 
-def cart_event_rows(ctx: BuildContext) -> DataFrame:
+def cart_event_rows(ctx: BuildContext, of_carts: DataFrame | None = None) -> DataFrame:
     """Cart events before the dimension keys: a cart's creation, each item added, its checkout,
     its abandonment (status ``abandoned``/``expired``, or still active when it expired by the end
-    of the run)."""
+    of the run); only those of the carts ``of_carts`` names (``cart_id``) when given."""
     channels = _channel_ids_by_name(ctx)
     end = F.lit(ctx.interval.end).cast("timestamp")
-    carts = (ctx.silver.read("cart").withColumnRenamed("id", "cart_id")
-             .join(channels, F.col("channel") == F.col("_channel_name"), "left"))
+    carts = ctx.silver.read("cart").withColumnRenamed("id", "cart_id")
+    if of_carts is not None:
+        carts = carts.join(of_carts, "cart_id", "left_semi")
+    carts = carts.join(channels, F.col("channel") == F.col("_channel_name"), "left")
     abandoned_at = (F.when(F.col("status").isin("abandoned", "expired"), F.col("updated_at"))
                     .when((F.col("status") == "active") & (F.col("expires_at") <= end), F.col("expires_at")))
 

@@ -270,17 +270,25 @@ def build_cart_analytics(ctx: BuildContext) -> DataFrame:
 # --- reconciliations: totals of a mart against the same totals computed straight from silver ---
 
 def _total(df: DataFrame, column: str) -> Decimal:
-    return Decimal(df.agg(F.sum(column)).first()[0] or 0)
+    return _totals(df, total=F.col(column))["total"]
+
+
+def _totals(df: DataFrame, **sums: Column) -> dict[str, Decimal]:
+    """The sum of each of ``sums`` over ``df``, in one aggregation (one scan)."""
+    row = df.agg(*[F.sum(column).alias(name) for name, column in sums.items()]).first()
+    return {name: Decimal(row[name] or 0) for name in sums}
 
 
 def reconcile_daily_sales(ctx: BuildContext, mart: DataFrame) -> dict[str, tuple[Decimal, Decimal]]:
-    """Orders, GMV and units of the mart = silver's orders up to the logical date (sales: not cancelled)."""
+    """Orders, GMV and units of the mart = silver's orders up to the logical date (sales: not
+    cancelled), each side summed in one aggregation."""
     orders = ctx.silver.read("orders").where(ctx.day(F.col("order_date")) <= F.lit(ctx.as_of))
-    sales = orders.where(F.col("status") != "cancelled")
-    lines = ctx.silver.read("order_items").join(sales.select(F.col("id").alias("order_id")), "order_id")
-    return {"orders": (_total(mart, "order_count"), Decimal(orders.count())),
-            "gmv": (_total(mart, "gmv"), _total(sales, "total_price")),
-            "units_sold": (_total(mart, "units_sold"), _total(lines, "quantity"))}
+    units = ctx.silver.read("order_items").groupBy(F.col("order_id").alias("id")).agg(F.sum("quantity").alias("units"))
+    sale = F.col("status") != "cancelled"
+    silver = _totals(orders.join(units, "id", "left"), orders=F.lit(1),
+                     gmv=F.when(sale, F.col("total_price")), units_sold=F.when(sale, F.col("units")))
+    gold = _totals(mart, orders=F.col("order_count"), gmv=F.col("gmv"), units_sold=F.col("units_sold"))
+    return {name: (gold[name], silver[name]) for name in silver}
 
 
 def reconcile_customer_360(ctx: BuildContext, mart: DataFrame) -> dict[str, tuple[Decimal, Decimal]]:
