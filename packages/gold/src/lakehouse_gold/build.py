@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse_core import iceberg, plan_lineage
+from lakehouse_core import business_days, iceberg, plan_lineage
 from lakehouse_core.batch import DataInterval
 from lakehouse_core.lineage import ColumnLineage
 from lakehouse_core.quality import TOUCHED_DAYS
@@ -290,7 +290,7 @@ class GoldTable:
 
 def business_day(ts: F.Column, settings: LakehouseSettings) -> F.Column:
     """The calendar day of a UTC instant in the business zone."""
-    return F.to_date(F.from_utc_timestamp(ts, settings.business_zone))
+    return business_days.business_day(ts, settings.business_zone)
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,13 @@ warehouse's manager and phone are not dimension attributes).
 from __future__ import annotations
 
 import operator
-from datetime import date, timedelta
+from datetime import date
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from lakehouse_core.business_days import edge_business_day
 from lakehouse_core.batch import DataInterval
 from lakehouse_gold.build import BuildContext, GoldTable
 
@@ -104,24 +105,13 @@ def build_dim_date(ctx: BuildContext) -> DataFrame:
     the interval ended, read by the same batch; a backfill's first run reads the source as it is
     now): their days are rows of the calendar too. A day beyond it fails the facts' gate."""
     last = date(ctx.as_of.year + 1, 12, 31)
-    first = _first_order_day(ctx) or ctx.as_of
+    first = edge_business_day(ctx.silver.read("orders"), "order_date", ctx.settings.business_zone, last=False) or ctx.as_of
     days = ctx.spark.sql(f"SELECT explode(sequence(DATE'{min(first, ctx.as_of)}', DATE'{last}')) AS day")
     return days.select(
         date_key(F.col("day")).alias("date_key"), F.col("day").alias("date"),
         F.year("day").alias("year"), F.quarter("day").alias("quarter"), F.month("day").alias("month"),
         F.weekofyear("day").alias("iso_week"), F.dayofweek("day").alias("day_of_week"),
         F.dayofweek("day").isin(1, 7).alias("is_weekend"))
-
-
-def _first_order_day(ctx: BuildContext) -> date | None:
-    """The business day of the first order (None without orders): the first instant comes from the
-    files' column metrics (Iceberg's aggregate push-down), and only the orders of the day after it
-    are read (a business zone's clock never turns back a whole day)."""
-    orders, placed = ctx.silver.read("orders"), F.col("order_date")
-    first = orders.select(F.min(placed)).first()[0]
-    if first is None:
-        return None
-    return orders.where(placed < F.lit(first + timedelta(days=1))).select(F.min(ctx.day(placed))).first()[0]
 
 
 def date_key(day: Column) -> Column:

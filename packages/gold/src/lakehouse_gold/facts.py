@@ -180,6 +180,8 @@ def cart_events_touched_days(ctx: BuildContext) -> list[date | None] | None:
     expired = ((F.col("status") == "active") & (F.col("expires_at") > last_end)
                & (F.col("expires_at") <= F.lit(ctx.interval.end).cast("timestamp")))
     changed_carts = carts.where(newer | expired).select(F.col("id").alias("cart_id"))
+    if not ctx.within_share(_days(cart_event_rows(ctx, of_carts=changed_carts), "event_day")):
+        return None  # the events of changed carts alone: look no further
     changed = changed_carts.union(read("cart_items").where(newer).select("cart_id"))
     if ctx.deletes_reach_silver("cart_items"):
         lines_now = read("cart_items").select(F.col("id").alias("cart_item_id"))
@@ -190,8 +192,6 @@ def cart_events_touched_days(ctx: BuildContext) -> list[date | None] | None:
     rekeyed_customers = customers_rekeyed(ctx).select("customer_id")
     events = cart_event_rows(ctx, of_carts=changed.union(
         carts.join(rekeyed_customers, "customer_id", "left_semi").select(F.col("id").alias("cart_id")))).localCheckpoint()
-    if not ctx.within_share(_days(events.join(changed_carts, "cart_id", "left_semi"), "event_day")):
-        return None  # the events of changed carts alone: look no further
     changed = changed.union(rekeyed(ctx, events, "event_ts").select("cart_id"))
     now = events.select("cart_id", "event_day")
     return touched_days(ctx, "fct_cart_events", now, changed,

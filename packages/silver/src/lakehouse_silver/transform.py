@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, TimestampNTZType
 
 from lakehouse_core import iceberg, lineage, quality
+from lakehouse_core.business_days import edge_business_day
 from lakehouse_core.batch import DataInterval
 from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.registry import TableSpec, identifier
@@ -334,5 +335,5 @@ def freshness_lag_days(table: DataFrame, event_time: str, interval: DataInterval
     """Days from the newest business day of ``event_time`` in ``table`` to the run's logical date
     (0: the table holds events of the logical date; negative: events dated after it; None: no
     events)."""
-    newest = table.agg(F.max(F.to_date(F.from_utc_timestamp(F.col(event_time), settings.business_zone)))).first()[0]
+    newest = edge_business_day(table, event_time, settings.business_zone, last=True)
     return None if newest is None else (interval.last_day(settings.business_zone) - newest).days
