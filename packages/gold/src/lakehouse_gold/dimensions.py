@@ -21,8 +21,8 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse_core.business_days import edge_business_day
 from lakehouse_core.batch import DataInterval
+from lakehouse_core.business_days import edge_business_day
 from lakehouse_gold.build import BuildContext, GoldTable
 
 
@@ -105,7 +105,8 @@ def build_dim_date(ctx: BuildContext) -> DataFrame:
     the interval ended, read by the same batch; a backfill's first run reads the source as it is
     now): their days are rows of the calendar too. A day beyond it fails the facts' gate."""
     last = date(ctx.as_of.year + 1, 12, 31)
-    first = edge_business_day(ctx.silver.read("orders"), "order_date", ctx.settings.business_zone, last=False) or ctx.as_of
+    orders = ctx.silver.read("orders")
+    first = edge_business_day(orders, "order_date", ctx.settings.business_zone, last=False) or ctx.as_of
     days = ctx.spark.sql(f"SELECT explode(sequence(DATE'{min(first, ctx.as_of)}', DATE'{last}')) AS day")
     return days.select(
         date_key(F.col("day")).alias("date_key"), F.col("day").alias("date"),

@@ -25,8 +25,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, TimestampNTZType
 
 from lakehouse_core import iceberg, lineage, quality
-from lakehouse_core.business_days import edge_business_day
 from lakehouse_core.batch import DataInterval
+from lakehouse_core.business_days import edge_business_day
 from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.registry import TableSpec, identifier
 from lakehouse_core.schema import check_evolution, column, quoted, widened_columns
