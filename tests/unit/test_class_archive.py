@@ -1,6 +1,6 @@
 """The driver JVM's class-data-sharing archive (``lakehouse_core.class_archive``): which options a
 session gets, what names an archive, what is cleaned up. That a driver writes an archive and the
-next one maps Spark's classes from it: ``tests/integration/test_driver_class_archive.py``."""
+next one maps Spark's classes from it: ``tests/integration/test_driver_jvm.py``."""
 
 import os
 import subprocess
@@ -44,13 +44,14 @@ def test_sharing_turned_off_adds_no_option(settings, conf, monkeypatch):
     assert not settings.spark.class_archive_dir.exists()
 
 
-def test_another_jar_set_or_heap_size_is_another_archive(conf, tmp_path):
+def test_another_jar_set_heap_size_or_jvm_options_is_another_archive(conf, tmp_path):
     key = class_archive.fingerprint(conf)
     assert class_archive.fingerprint(dict(conf)) == key
     other = tmp_path / "other.jar"
     other.write_bytes(b"jar")
     assert class_archive.fingerprint({**conf, "spark.jars": f"{conf['spark.jars']},{other}"}) != key
     assert class_archive.fingerprint({**conf, "spark.driver.memory": "40g"}) != key
+    assert class_archive.fingerprint({**conf, "spark.driver.extraJavaOptions": "-XX:+UseSerialGC"}) != key
     os.utime(conf["spark.jars"], ns=(0, 0))  # the same jar, rebuilt
     assert class_archive.fingerprint(conf) != key
 

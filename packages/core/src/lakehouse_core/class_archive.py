@@ -61,15 +61,17 @@ def _identity(entry: str | Path) -> str:
 def fingerprint(conf: dict[str, str]) -> str | None:
     """What a driver's archive must match, as a hex digest: the JVM binary, Spark's jars, the jars
     (``spark.jars``, comma-separated) and class path (``spark.driver.extraClassPath``, path-separated)
-    the session adds, and the driver's memory (it decides the heap's pointer encoding). None when
-    no ``java`` is found (Spark then fails to start with its own message)."""
+    the session adds, and the driver's memory and JVM options (they decide the heap's pointer
+    encoding and its collector). None when no ``java`` is found (Spark then fails to start with its
+    own message)."""
     java = _java()
     if java is None:
         return None
     added = [*conf.get("spark.jars", "").split(","), *conf.get("spark.driver.extraClassPath", "").split(os.pathsep)]
     entries = [java, *sorted((_spark_home() / "jars").glob("*.jar")), *filter(None, added)]
     digest = hashlib.sha256("\n".join(map(_identity, entries)).encode())
-    digest.update(conf.get("spark.driver.memory", "").encode())
+    for key in ("spark.driver.memory", "spark.driver.extraJavaOptions"):
+        digest.update(f"\0{conf.get(key, '')}".encode())
     return digest.hexdigest()[:24]
 
 

@@ -147,7 +147,8 @@ def spark_conf(settings: LakehouseSettings, app_name: str, parent: ParentRun | N
         # the OpenLineage listener reflects into the class loader (Java 17 module rules); the
         # platform's logging configuration (see log4j2.properties beside this module)
         "spark.driver.extraJavaOptions": "--add-opens=java.base/java.security=ALL-UNNAMED "
-                                         f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}",
+                                         f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()} "
+                                         f"{settings.spark.driver_java_options}".strip(),
     }
     if settings.spark.master.startswith("local"):
         conf |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
