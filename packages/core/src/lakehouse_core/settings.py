@@ -88,12 +88,10 @@ class SparkSettings(SettingsGroup):
     # table's work mostly waits on the source, the catalog and small Spark jobs)
     parallel_tables: int = Field(4, ge=1)
     extra_conf: dict[str, str] = Field(default_factory=dict)
-    # options added to the driver JVM's own (spark.driver.extraJavaOptions). The default compiles
-    # with C1 only (a layer job is many short queries, each with classes of its own, so C2 mostly
-    # compiles code that is run a few times; C1 alone needs its code cache set back to the size it
-    # has with both compilers, or Spark's generated classes fill it) and collects with the
-    # throughput collector: daily runs 15 % faster at scale 3 (bench/README.md, JVM options)
-    driver_java_options: str = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m -XX:+UseParallelGC"
+    # options added to the driver JVM's own (spark.driver.extraJavaOptions). The default collects
+    # with the throughput collector: a batch job has no pauses to keep short (bench/README.md,
+    # driver JVM options; C1 alone was tried and is slower on large batches)
+    driver_java_options: str = "-XX:+UseParallelGC"
     # the driver JVM maps the classes an earlier driver loaded from an archive written at its exit
     # (lakehouse_core.class_archive): seconds off every layer job's start
     class_data_sharing: bool = True
