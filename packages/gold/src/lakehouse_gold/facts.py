@@ -124,10 +124,13 @@ def payments_touched_days(ctx: BuildContext) -> list[date | None]:
     read, newer = ctx.silver.read, ctx.newer()
     payments = read("payment").select(F.col("id").alias("payment_id"), "created_at", "_source_batch_id",
                                       ctx.day(F.col("created_at")).alias("payment_day"))
-    if not ctx.within_share(_days(payments.where(newer), "payment_day")):  # changed payments alone
-        return None
     orders = read("orders").select("payment_id", F.col("id").alias("order_id"), "customer_id", "_source_batch_id")
     newer_orders = orders.where(newer)
+    # changed payments and the payments of changed orders alone (orders change status for weeks):
+    # when their days are beyond the share, so are all, and the search stops here
+    if not ctx.within_share(_days(payments.join(newer_orders.select("payment_id"), "payment_id", "left_semi")
+                                  .unionByName(payments.where(newer)), "payment_day")):
+        return None
     changed = (payments.where(newer).select("payment_id")
                .union(newer_orders.select("payment_id"))
                .union(ctx.previous("fct_payments").join(newer_orders, "order_id", "left_semi").select("payment_id"))

@@ -14,7 +14,7 @@ import os
 import secrets
 
 import pandas as pd
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import StringType
@@ -91,3 +91,21 @@ def reference_hmac(value: str, key: bytes) -> str:
 
 def mask(column: Column, kind: str, key: bytes) -> Column:
     return hmac_sha256(normalise(column, kind), key)
+
+
+#: the column beside a PII column holding its masked value (``with_masked_copies``)
+MASKED_PREFIX = "_masked_"
+
+
+def masked_copy(column: str) -> Column:
+    """The masked value of PII column ``column``, as ``with_masked_copies`` added it."""
+    return F.col(f"{MASKED_PREFIX}{column}")
+
+
+def with_masked_copies(df: DataFrame, columns: dict[str, str], key: bytes) -> DataFrame:
+    """``df`` with the masked value of each PII column of ``columns`` (column → kind) beside it
+    (``masked_copy``), all computed in one pass through the Python workers (a Python UDF per
+    projection would pass the rows through them once per column)."""
+    if not columns:
+        return df
+    return df.select("*", *[mask(F.col(c), kind, key).alias(f"{MASKED_PREFIX}{c}") for c, kind in columns.items()])

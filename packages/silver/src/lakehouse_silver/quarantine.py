@@ -37,7 +37,6 @@ from lakehouse_core import iceberg, quality_scan
 from lakehouse_core.errors import ConfigurationError
 from lakehouse_core.registry import TableSpec, identifier
 from lakehouse_core.schema import column as source_column
-from lakehouse_core.settings import LakehouseSettings
 from lakehouse_silver import pii
 from lakehouse_silver.vocabulary import enum_columns
 
@@ -55,10 +54,10 @@ ADDED_COLUMNS = {"source_batch_id": "string", "status": "string", "closed_batch_
                  "closed_at": "timestamp"}
 
 
-def raw_values(bronze_rows: DataFrame, spec: TableSpec, settings: LakehouseSettings) -> Column:
-    """The source values of a bronze row as JSON (kept for quarantined rows), PII columns masked."""
-    key = pii.pii_key(settings) if spec.pii else b""
-    return F.to_json(F.struct(*[pii.mask(F.col(c), spec.pii[c], key).alias(c) if c in spec.pii else source_column(c)
+def raw_values(bronze_rows: DataFrame, spec: TableSpec) -> Column:
+    """The source values of a bronze row as JSON (kept for quarantined rows), PII columns masked
+    (``bronze_rows`` carries their masked copies: ``pii.with_masked_copies``)."""
+    return F.to_json(F.struct(*[pii.masked_copy(c).alias(c) if c in spec.pii else source_column(c)
                                 for c in bronze_rows.columns if not c.startswith("_")]))
 
 

@@ -63,14 +63,15 @@ def conform(df: DataFrame, spec: TableSpec, settings: LakehouseSettings) -> Data
     first checked: ``<column>_is_valid``, whether it was well formed).
 
     Unknown enumeration values become NULL here and are caught by the quarantine rules
-    (which compare with the raw value kept in ``_raw``).
+    (which compare with the raw value kept in ``_raw``). ``df`` carries the masked copies of the
+    PII columns (``pii.with_masked_copies``), which replace them.
     """
     spec.check_columns(df.columns, f"bronze.{spec.name}")
-    key = pii.pii_key(settings) if spec.pii else b""
     enums = enum_columns(spec.name)
     for field in df.schema.fields:
         name, col = field.name, column(field.name)
-        if name in BRONZE_META or name in (quarantine.RAW_COLUMN, quarantine.RETRY_COLUMN):
+        if name in BRONZE_META or name in (quarantine.RAW_COLUMN, quarantine.RETRY_COLUMN) or \
+                name.startswith(pii.MASKED_PREFIX):
             continue
         if isinstance(field.dataType, TimestampNTZType):
             df = df.withColumn(name, F.to_utc_timestamp(col.cast("timestamp"), settings.source_zone))
@@ -82,8 +83,8 @@ def conform(df: DataFrame, spec: TableSpec, settings: LakehouseSettings) -> Data
                 checked = pii.well_formed(F.col(name), spec.pii[name])
                 if checked is not None:
                     df = df.withColumn(f"{name}{pii.VALIDITY_SUFFIX}", checked)
-                df = df.withColumn(name, pii.mask(F.col(name), spec.pii[name], key))
-    return df
+                df = df.withColumn(name, F.when(F.col(name).isNotNull(), pii.masked_copy(name)))
+    return df.drop(*[c for c in df.columns if c.startswith(pii.MASKED_PREFIX)])
 
 
 def latest_per_key(df: DataFrame, spec: TableSpec) -> DataFrame:
@@ -124,7 +125,8 @@ def changes_from_bronze(spark: SparkSession, settings: LakehouseSettings, spec: 
     all at once gives the same silver. Retried quarantined versions (``quarantine.RETRY_COLUMN``
     set) keep that column on both sides.
     """
-    raw = bronze_rows.withColumn(quarantine.RAW_COLUMN, quarantine.raw_values(bronze_rows, spec, settings))
+    rows = pii.with_masked_copies(bronze_rows, spec.pii, pii.pii_key(settings) if spec.pii else b"")
+    raw = rows.withColumn(quarantine.RAW_COLUMN, quarantine.raw_values(rows, spec))
     conformed = TRANSFORMERS.get(spec.name, lambda d: d)(conform(raw, spec, settings))
     accepted, rejected = quarantine.split(spark, conformed, spec, branch, quality.quarantine_rules(settings, spec.name))
     latest = (latest_per_key(accepted, spec).withColumnRenamed("_batch_id", "_source_batch_id")
