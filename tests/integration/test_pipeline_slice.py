@@ -588,6 +588,33 @@ def test_latest_version_tie_break(spark):
     assert picked == {1: "later cursor", 2: "last ingested"}
 
 
+def test_a_merge_bounded_by_the_changes_keys_matches_as_without_bounds(spark, shop):
+    """``merge_into`` bounds the target's keys by the changes' lowest and highest (``key_bounds``),
+    so its scan skips the files outside them; a change at either bound and a new key beyond the
+    target's merge as without the bounds, and the rows outside are kept."""
+    from lakehouse_core.registry import TableSpec
+    from lakehouse_silver.transform import key_bounds, merge_into
+
+    spec = TableSpec(name="merge_bounds", kind="mutable", primary_key=("id",), load_mode="full")
+    target = "lakehouse.silver.test_merge_bounds"
+    spark.sql(f"CREATE TABLE {target} (id bigint, v string, _source_batch_id string, _silver_updated_at timestamp) "
+              "USING iceberg")
+    try:
+        for values in ("(1, 'a', 'b1', NULL), (2, 'b', 'b1', NULL)", "(1001, 'c', 'b1', NULL), (1002, 'd', 'b1', NULL)"):
+            spark.sql(f"INSERT INTO {target} VALUES {values}")  # two data files, one per key range
+        changes = spark.createDataFrame(
+            [(2, "B", "b2", None, "upsert"), (1001, None, "b2", None, "delete"), (1003, "e", "b2", None, "upsert")],
+            "id bigint, v string, _source_batch_id string, _silver_updated_at timestamp, _op string")
+        assert key_bounds(changes, spec) == {"id": (2, 1003)}
+        assert key_bounds(changes.limit(0), spec) == {}
+        assert key_bounds(changes.withColumn("id", F.col("id").cast("string")), spec) == {}
+        merge_into(spark, target, changes, spec)
+        merged = sorted((r.id, r.v, r._source_batch_id) for r in spark.table(target).collect())
+        assert merged == [(1, "a", "b1"), (2, "B", "b2"), (1002, "d", "b1"), (1003, "e", "b2")]
+    finally:
+        spark.sql(f"DROP TABLE IF EXISTS {target} PURGE")
+
+
 def test_older_batch_after_newer_is_refused(spark, shop):
     from lakehouse_bronze.extract import extract_table
     from lakehouse_bronze.source import source_state

@@ -22,7 +22,7 @@ from typing import Callable
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, TimestampNTZType
+from pyspark.sql.types import IntegralType, StringType, TimestampNTZType
 
 from lakehouse_core import iceberg, lineage, quality
 from lakehouse_core.batch import DataInterval
@@ -181,12 +181,17 @@ def merge_into(spark: SparkSession, target: str, changes: DataFrame, spec: Table
     A version equal to the row silver holds (re-read by a cursor's lookback, or a full reload)
     leaves the row untouched: ``_source_batch_id`` stays the batch that last changed it, which
     is how gold finds what changed, and no delete file is written for it.
+
+    The match also bounds each integral key column of the target by the changes' lowest and
+    highest value (``key_bounds``): it matches the same rows, and the target's scan skips the
+    data files whose keys lie outside (a log's new rows are its newest keys, in its newest files).
     """
     columns = [c for c in changes.columns if c != "_op"]
     content = [c for c in columns if c not in SILVER_META]
     view = f"silver_changes_{re.sub(r'[^a-z0-9_]', '_', spec.name)}"
     changes.createOrReplaceTempView(view)
-    on = " AND ".join(f"t.{quoted(k)} = s.{quoted(k)}" for k in spec.primary_key)
+    on = " AND ".join([f"t.{quoted(k)} = s.{quoted(k)}" for k in spec.primary_key]
+                      + [f"t.{quoted(k)} BETWEEN {low} AND {high}" for k, (low, high) in key_bounds(changes, spec).items()])
     assignments = ", ".join(f"t.{quoted(c)} = s.{quoted(c)}" for c in columns)
     spark.sql(f"""
         MERGE INTO {target} t
@@ -196,6 +201,16 @@ def merge_into(spark: SparkSession, target: str, changes: DataFrame, spec: Table
         WHEN NOT MATCHED AND s._op <> 'delete' THEN INSERT ({", ".join(quoted(c) for c in columns)})
              VALUES ({", ".join(f"s.{quoted(c)}" for c in columns)})
     """)
+
+
+def key_bounds(changes: DataFrame, spec: TableSpec) -> dict[str, tuple[int, int]]:
+    """The lowest and highest value of each integral primary-key column of ``changes`` (none when
+    it holds no row)."""
+    integral = [k for k in spec.primary_key if isinstance(changes.schema[k].dataType, IntegralType)]
+    if not integral:
+        return {}
+    row = changes.select(*[f(k) for k in integral for f in (F.min, F.max)]).first()
+    return {} if row[0] is None else {k: (int(row[2 * i]), int(row[2 * i + 1])) for i, k in enumerate(integral)}
 
 
 def table_lineage(spark: SparkSession, spec: TableSpec) -> tuple[list, list]:
