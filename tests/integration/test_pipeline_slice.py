@@ -471,17 +471,17 @@ def test_masking_is_a_stable_keyed_hash(spark, shop):
 
 
 def test_a_tables_pii_passes_through_the_python_workers_once(spark, shop):
-    """Silver masks a table's PII columns, and the copies its quarantine JSON keeps, in one pass
-    through the Python workers, not one per column; a blank value is NULL in silver."""
+    """Silver masks a table's PII columns (of any type), and the copies its quarantine JSON keeps,
+    in one pass through the Python workers, not one per column; a blank value is NULL in silver."""
     from lakehouse_core.registry import TableSpec
     from lakehouse_silver.pii import pii_key, reference_hmac
     from lakehouse_silver.transform import changes_from_bronze
 
     spec = TableSpec(name="people", kind="mutable", primary_key=("id",), load_mode="full",
-                     pii={"name": "name", "email": "email", "phone": "phone"})
+                     pii={"name": "name", "email": "email", "phone": "phone", "mobile": "phone"})
     rows = spark.createDataFrame(
-        [(1, " Ann ", "An@Example.com ", "  "), (None, "Bob", "b@example.io", "091 234 5678")],
-        "id int, name string, email string, phone string").select(
+        [(1, " Ann ", "An@Example.com ", "  ", 84912345678), (None, "Bob", "b@example.io", "091 234 5678", None)],
+        "id int, name string, email string, phone string, mobile bigint").select(
         "*", F.lit("upsert").alias("_op"), F.lit("b1").alias("_batch_id"),
         F.current_timestamp().alias("_ingested_at"), F.lit(None).cast("long").alias("_source_xid"))
     latest, rejected = changes_from_bronze(spark, shop, spec, rows, "main")
@@ -492,6 +492,7 @@ def test_a_tables_pii_passes_through_the_python_workers_once(spark, shop):
     key = pii_key(shop)
     (row,) = latest.collect()
     assert (row.name, row.email, row.phone) == (reference_hmac("ann", key), reference_hmac("an@example.com", key), None)
+    assert row.mobile == reference_hmac("84912345678", key)  # a number is masked too, to text
     (quarantined,) = rejected.collect()
     assert quarantined._rule == "null_key"
     assert json.loads(quarantined._raw) == {"name": reference_hmac("bob", key), "email": reference_hmac("b@example.io", key),

@@ -79,11 +79,11 @@ def conform(df: DataFrame, spec: TableSpec, settings: LakehouseSettings) -> Data
             df = df.withColumn(name, F.when(F.trim(col) == "", None).otherwise(F.trim(col)))
             if name in enums:
                 df = df.withColumn(name, canonical(F.col(name), enums[name]))
-            if name in spec.pii:
-                checked = pii.well_formed(F.col(name), spec.pii[name])
-                if checked is not None:
-                    df = df.withColumn(f"{name}{pii.VALIDITY_SUFFIX}", checked)
-                df = df.withColumn(name, F.when(F.col(name).isNotNull(), pii.masked_copy(name)))
+        if name in spec.pii:  # of any type: a number can be personal data too (masked to text)
+            checked = pii.well_formed(column(name), spec.pii[name])
+            if checked is not None:
+                df = df.withColumn(f"{name}{pii.VALIDITY_SUFFIX}", checked)
+            df = df.withColumn(name, F.when(column(name).isNotNull(), pii.masked_copy(name)))
     return df.drop(*[c for c in df.columns if c.startswith(pii.MASKED_PREFIX)])
 
 
