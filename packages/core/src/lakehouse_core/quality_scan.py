@@ -34,7 +34,7 @@ from lakehouse_core import iceberg
 from lakehouse_core.errors import ConfigurationError
 
 #: a compiled expectation: (the rows it judges, the unexpected-row condition) or, for uniqueness,
-#: (the rows it judges, the columns whose values must not repeat there)
+#: (the rows it judges, the value that must not repeat there)
 _Compiled = tuple[str, Column, Any]
 
 
@@ -152,7 +152,8 @@ _LIST_IGNORED = {"all_values_are_missing": lambda cs: reduce(lambda x, y: x & y,
 
 def _compile(df: DataFrame, expectation: dict[str, Any]) -> _Compiled:
     """``("rows", domain, unexpected)``: the rows of ``domain`` meeting ``unexpected`` fail it;
-    ``("unique", domain, columns)``: values of ``columns`` must not repeat within ``domain``;
+    ``("unique", domain, value)``: ``value`` (a column, or a struct of the compound's columns)
+    must not repeat within ``domain``;
     ``("schema", passed, None)``: decided from the schema. Raises _NotCompiled."""
     kind, kwargs = expectation.get("type"), dict(expectation.get("kwargs") or {})
     if "mostly" in kwargs:
@@ -174,7 +175,8 @@ def _compile(df: DataFrame, expectation: dict[str, Any]) -> _Compiled:
         return "rows", domain & column.isNotNull(), ~_COLUMN_CONDITIONS[kind](df, kwargs)
     if kind == "expect_column_values_to_be_unique":
         column = F.col(_column(df, kwargs.get("column")).name)
-        return "unique", domain & column.isNotNull(), [column]
+        return "unique", domain & column.isNotNull(), column  # (its values as they are: cheaper
+        # to hash and compare than a struct of one field, and NULL is outside the domain)
     if kind in ("expect_column_pair_values_to_be_equal", "expect_column_pair_values_a_to_be_greater_than_b"):
         a, b = (F.col(_column(df, kwargs.get(k)).name) for k in ("column_A", "column_B"))
         ignored = _PAIR_IGNORED.get(kwargs.get("ignore_row_if", "both_values_are_missing"))
@@ -193,7 +195,7 @@ def _compile(df: DataFrame, expectation: dict[str, Any]) -> _Compiled:
         ignored = _LIST_IGNORED.get(kwargs.get("ignore_row_if", "all_values_are_missing"))
         if ignored is None:
             raise _NotCompiled("ignore_row_if")
-        return "unique", domain & ~ignored(columns), columns
+        return "unique", domain & ~ignored(columns), F.struct(*columns)  # (a NULL field repeats too)
     raise _NotCompiled(kind)
 
 
@@ -229,7 +231,7 @@ def decide(df: DataFrame, suite: dict[str, Any]) -> ScanDecision | None:
         if kind == "rows":  # (a NULL condition is not unexpected: GE counts `condition == True`)
             aggregates.append(F.sum(F.when(domain & detail, 1).otherwise(0)).alias(f"e{number}"))
         else:  # unique: as many distinct values as judged rows
-            judged = F.when(domain, F.struct(*detail))
+            judged = F.when(domain, detail)
             aggregates.append((F.count(judged) - F.count_distinct(judged)).alias(f"e{number}"))
     counts = df.agg(*aggregates).first().asDict()
     view = f"lakehouse_scan_{uuid.uuid4().hex}"  # the frame as ``{batch}`` in queries
