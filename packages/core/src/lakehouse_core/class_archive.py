@@ -19,14 +19,18 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import logging
 import os
 import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from lakehouse_core.errors import ConfigurationError
 from lakehouse_core.settings import LakehouseSettings
+
+_log = logging.getLogger(__name__)
 
 #: archives kept (the most recently used): one per JVM, Spark version and jar set in use
 KEEP_ARCHIVES = 8
@@ -126,14 +130,22 @@ def java_options(settings: LakehouseSettings, conf: dict[str, str]) -> tuple[str
     return f"{QUIET} {shlex.quote(f'-XX:ArchiveClassesAtExit={part}')}", part
 
 
-def publish_at_exit(gateway_process: subprocess.Popen | None, part: Path) -> None:
-    """When this Python process exits, end its driver JVM (EOF on the gateway's stdin: Spark stops
-    and the JVM exits, writing the archive) and, once it exited cleanly, rename the archive into
-    place, where later drivers find it."""
+def publish_at_exit(gateway_process: subprocess.Popen | None, part: Path, stop_session: Callable[[], None]) -> None:
+    """When this Python process exits, end its driver JVM (``stop_session``, then EOF on the
+    gateway's stdin: the JVM exits, writing the archive) and, once it exited cleanly, rename the
+    archive into place, where later drivers find it.
+
+    The session is stopped first so that its Python side (the server receiving accumulator
+    updates from Python tasks) closes before the JVM drops its connections: waiting for a JVM
+    ended by EOF alone, that server printed an ``EOFError`` traceback to a successful job's output."""
     if gateway_process is None:
         return
 
     def publish() -> None:
+        try:
+            stop_session()
+        except Exception as exc:  # (EOF below ends the JVM all the same)
+            _log.warning("stopping the Spark session at exit failed: %s", exc)
         with contextlib.suppress(OSError, ValueError):
             gateway_process.stdin.close()
         try:

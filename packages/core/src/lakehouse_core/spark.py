@@ -206,7 +206,7 @@ def get_spark(settings: LakehouseSettings, app_name: str, parent: ParentRun | No
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     if archive_to_write:
-        class_archive.publish_at_exit(spark.sparkContext._gateway.proc, archive_to_write)
+        class_archive.publish_at_exit(spark.sparkContext._gateway.proc, archive_to_write, spark.stop)
     for namespace in ("bronze", "silver", "gold", "quarantine"):
         spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG_NAME}.{namespace}")
     _name_catalog_for_lineage(spark)
