@@ -209,7 +209,7 @@ def key_bounds(changes: DataFrame, spec: TableSpec) -> dict[str, tuple[int, int]
     integral = [k for k in spec.primary_key if isinstance(changes.schema[k].dataType, IntegralType)]
     if not integral:
         return {}
-    row = changes.select(*[f(k) for k in integral for f in (F.min, F.max)]).first()
+    row = changes.select(*[f(column(k)) for k in integral for f in (F.min, F.max)]).first()
     return {} if row[0] is None else {k: (int(row[2 * i]), int(row[2 * i + 1])) for i, k in enumerate(integral)}
 
 
