@@ -50,25 +50,13 @@ def run(args: argparse.Namespace) -> int:
     from lakehouse_gold.tables import build_tables
     from lakehouse_silver.transform import transform_tables
     from lakehouse_simulator.advance import advance
-    from lakehouse_simulator.generate import generate
-    from lakehouse_simulator.schema import create_source_schema
 
     preload_great_expectations()  # (as a layer job with --gate does: imported while the JVM starts and the layer runs)
     settings = LakehouseSettings()
-    server = postgres.EmbeddedPostgres.for_settings(settings)
-    server.start()
-    start = dt.date(2023, 1, 1)
-    with postgres.connect(settings.source, settings) as conn:
-        create_source_schema(conn)
-        generate(conn, scale=args.scale, seed=args.seed, days=args.days - 1)
-        conn.commit()
+    server = harness.simulated_shop(settings, args.scale, args.seed, args.days - 1)
+    start, interval = harness.SHOP_START, harness.days_interval
     spark = get_spark(settings, "bench-gates")
-    zone = dt.timezone(dt.timedelta(hours=7))
     registry = Registry.load(settings).in_dependency_order()
-
-    def interval(first: dt.date, last: dt.date) -> DataInterval:
-        return DataInterval(dt.datetime.combine(first, dt.time(), zone).astimezone(dt.timezone.utc),
-                            dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.timezone.utc))
 
     def timed(step) -> float:
         began = time.perf_counter()
