@@ -182,20 +182,19 @@ def cart_events_touched_days(ctx: BuildContext) -> list[date | None] | None:
     last_end = F.lit(DataInterval.from_batch_id(ctx.previous_batch).end).cast("timestamp")
     expired = ((F.col("status") == "active") & (F.col("expires_at") > last_end)
                & (F.col("expires_at") <= F.lit(ctx.interval.end).cast("timestamp")))
-    changed = (carts.where(newer | expired).select(F.col("id").alias("cart_id"))
-               .union(read("cart_items").where(newer).select("cart_id")))
+    changed_carts = carts.where(newer | expired).select(F.col("id").alias("cart_id"))
+    if not ctx.within_share(_days(cart_event_rows(ctx, of_carts=changed_carts), "event_day")):
+        return None  # the events of changed carts alone: look no further
+    changed = changed_carts.union(read("cart_items").where(newer).select("cart_id"))
     if ctx.deletes_reach_silver("cart_items"):
         lines_now = read("cart_items").select(F.col("id").alias("cart_item_id"))
         changed = changed.union(ctx.previous("fct_cart_events").where(F.col("cart_item_id").isNotNull())
                                 .join(lines_now, "cart_item_id", "left_anti").select("cart_id"))
-    changed = changed.localCheckpoint()
     # the events of the carts that may have changed (the changed ones and those of rekeyed
     # customers), computed once: a few of all the carts
     rekeyed_customers = customers_rekeyed(ctx).select("customer_id")
     events = cart_event_rows(ctx, of_carts=changed.union(
         carts.join(rekeyed_customers, "customer_id", "left_semi").select(F.col("id").alias("cart_id")))).localCheckpoint()
-    if not ctx.within_share(_days(events.join(changed, "cart_id", "left_semi"), "event_day")):
-        return None  # the events of the changed carts alone are beyond the share: look no further
     changed = changed.union(rekeyed(ctx, events, "event_ts").select("cart_id"))
     now = events.select("cart_id", "event_day")
     return touched_days(ctx, "fct_cart_events", now, changed,
