@@ -267,6 +267,23 @@ def test_a_landed_first_load_equals_the_dataframe_first_load(spark, source, curs
     assert copy.current_from_bronze() == copy.current_in_source()
 
 
+def test_a_first_load_larger_than_a_slots_share_lands_in_key_ranges(spark, source, monkeypatch):
+    """A table holding more than a task slot's share of a first load's rows is read in key ranges
+    (``landing.rows_per_range``), one file each here: every row lands once."""
+    from lakehouse_bronze import copy_reader, landing
+
+    monkeypatch.setattr(copy_reader, "SPLIT_THRESHOLD", 4)  # so that 30 rows can be split
+    monkeypatch.setattr(landing, "LANDING_ROWS_PER_FILE", 4)
+    case = Case(spark, source, "id", reader="copy")
+    case.sql(f"INSERT INTO {case.name} (v, n, updated_at) SELECT 'r' || i, i, %s FROM generate_series(1, 30) i",
+             (START,))
+    case.sql(f"ANALYZE {case.name}")  # the planned rows are the planner's estimate
+    assert case.extract().rows_written == 30
+    files = spark.sql(f"SELECT record_count FROM {case.ident}.files").collect()
+    assert sorted(f.record_count for f in files) == [15, 15]  # this one table is the whole job: a slot's share each
+    assert case.current_from_bronze() == case.current_in_source()
+
+
 def test_schema_drift_new_column_widening_and_incompatible_change(spark, source):
     case = Case(spark, source, "xmin")
     case.sql(f"INSERT INTO {case.name} (v, n) VALUES ('a', 1)")

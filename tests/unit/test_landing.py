@@ -57,3 +57,46 @@ def test_ranges_are_packed_into_few_balanced_tasks():
     loads = [sum(jobs[j].plan.range_rows(r) for j, r in task) for task in tasks]
     assert max(loads) - min(loads) <= 250_000  # within one range of each other
     assert landing.pack_tasks(jobs[2:4], slots=8) == [[(1, 0)], [(0, 0)]]  # no more tasks than ranges; largest first
+
+
+def test_a_read_lands_as_files_closed_once_they_reach_the_row_limit(tmp_path, monkeypatch):
+    """Files are cut at batch boundaries once they hold LANDING_ROWS_PER_FILE rows; every row lands
+    once, in order, with the bronze metadata; each file reports its own rows and cursor maximum."""
+    import pyarrow.parquet as pq
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(landing, "LANDING_ROWS_PER_FILE", 5)
+    source = pa.schema([("id", pa.int64())])
+    sizes = [3, 0, 3, 4, 2]  # 3+3 closes the first file (6 rows), 4+2 the second (6 rows); an empty batch writes nothing
+    batches, first = [], 0
+    for size in sizes:
+        batches.append(pa.record_batch([pa.array(range(first, first + size), pa.int64())], schema=source))
+        first += size
+    plan = SimpleNamespace(arrow_schema=source, read_range=lambda index, conn: iter(batches))
+    job = landing.LandingJob("lakehouse.bronze.t", plan, tmp_path.as_uri(), "b1", "id")
+    ingested_at = pa.scalar(0, pa.timestamp("us", tz="UTC"))
+
+    files = list(landing._land_range(job, 0, ingested_at, {}, conn=None))
+
+    assert [(rows, top) for _, rows, top in files] == [(6, 5), (6, 11)]
+    tables = [pq.read_table(path.removeprefix("file://")) for path, _, _ in files]
+    assert [t.column("id").to_pylist() for t in tables] == [list(range(6)), list(range(6, 12))]
+    assert all(t.schema.names == ["id", "_batch_id", "_ingested_at", "_op"] for t in tables)
+    assert all(path.startswith(f"{job.folder}/") for path, _, _ in files)
+
+    empty = SimpleNamespace(arrow_schema=source, read_range=lambda index, conn: iter([batches[1]]))
+    assert list(landing._land_range(landing.LandingJob("lakehouse.bronze.e", empty, tmp_path.as_uri(), "b1", None),
+                                    0, ingested_at, {}, conn=None)) == []
+    assert len(list(tmp_path.rglob("*.parquet"))) == 2  # an empty read leaves no file
+
+
+def test_only_a_table_larger_than_a_slots_share_of_the_rows_is_read_in_ranges():
+    from types import SimpleNamespace
+
+    def job(rows):
+        return SimpleNamespace(plan=SimpleNamespace(rows=rows))
+
+    jobs = [job(1_000_000), job(730_000), job(1_000), job(None)]  # None: no integer key, rows not planned
+    assert landing.rows_per_range(jobs, slots=2) == 865_500  # the largest table alone is split
+    assert landing.rows_per_range(jobs, slots=64) == landing.LANDING_ROWS_PER_FILE  # never below one file's rows
+    assert landing.rows_per_range([], slots=2) == landing.LANDING_ROWS_PER_FILE

@@ -395,8 +395,10 @@ def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: l
     The per-table driver work (planning the ranges, committing) waits on the source and
     the catalog, so it runs in a few threads.
     """
-    def job(plan: TablePlan) -> landing.LandingJob:
-        copy_plan = plan_copy(settings, plan.spec, plan.query, max_rows_per_range=landing.LANDING_ROWS_PER_FILE,
+    def job(plan: TablePlan, rows_per_range: int | None = None) -> landing.LandingJob:
+        """The table's landing job, read as one stream or, given ``rows_per_range``, in key ranges of
+        at most about that many rows."""
+        copy_plan = plan_copy(settings, plan.spec, plan.query, num_partitions=1, max_rows_per_range=rows_per_range,
                               pool=connections)
         location = iceberg.table_location(settings.warehouse_uri, plan.ident)
         return landing.LandingJob(plan.ident, copy_plan, location, plan.batch_id, plan.read.watermark_is_max_of)
@@ -418,6 +420,9 @@ def _land_first_loads(spark: SparkSession, settings: LakehouseSettings, plans: l
         source_db = postgres.resolve(settings.source, settings)
         reported.inputs = [lineage.postgres_table(source_db, plan.spec.name) for plan in plans]
         jobs = list(threads.map(job, plans))
+        share = landing.rows_per_range(jobs, spark.sparkContext.defaultParallelism)  # (larger: planned again)
+        jobs = list(threads.map(lambda plan, whole: job(plan, share) if (whole.plan.rows or 0) > share else whole,
+                                plans, jobs))
         landed = landing.land(spark, settings, jobs)
         crash_point("landing.files_written")
         results = list(threads.map(commit, plans, jobs, landed))

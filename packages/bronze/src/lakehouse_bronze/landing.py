@@ -4,15 +4,16 @@ A table's first bronze batch has nothing to compare with (no earlier version of 
 key, no live key to reconcile), so its rows need no Spark plan at all. For every table
 of the run that loads for the first time, with the COPY reader:
 
-1. the driver plans the read (``copy_reader.plan_copy``: result columns, key ranges of at
-   most LANDING_ROWS_PER_FILE rows) and the table's folder
-   (``<warehouse>/bronze/<table>``);
-2. ONE Spark job lands every range of every table, packed into a few tasks of balanced
-   size (``pack_tasks``), each task with one source connection for all its ranges: per
-   range, a task streams it with COPY into Arrow batches (the COPY reader's task code),
-   appends ``_batch_id``, ``_ingested_at`` and ``_op``, and writes them as one Parquet file
-   in the table's ``_batch_id=<batch>`` data folder (local disk or S3, with the catalog's
-   FileIO properties), returning the file's path, row count and the serial cursor's maximum;
+1. the driver plans the read (``copy_reader.plan_copy``: result columns, planned rows) and
+   the table's folder (``<warehouse>/bronze/<table>``); a table larger than a task slot's share
+   of all the rows (``rows_per_range``) is planned again in key ranges of at most that share;
+2. ONE Spark job lands every table or range, packed into a few tasks of balanced size
+   (``pack_tasks``), each task with one source connection for all its reads: per read, a task
+   streams it with COPY into Arrow batches (the COPY reader's task code), appends ``_batch_id``,
+   ``_ingested_at`` and ``_op``, and writes them as Parquet files of about
+   LANDING_ROWS_PER_FILE rows in the table's ``_batch_id=<batch>`` data folder (local disk or
+   S3, with the catalog's FileIO properties), returning each file's path, row count and the
+   serial cursor's maximum;
 3. per table, ONE catalog commit creates the bronze table (schema = the Spark schema the
    COPY reader gives, plus the bronze metadata columns; at that folder) with its audit
    branch holding the files and the ``lakehouse.*`` state properties
@@ -28,7 +29,9 @@ written are unreferenced (Iceberg's ``remove_orphan_files`` removes them).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -48,7 +51,7 @@ from lakehouse_core.settings import LakehouseSettings
 from lakehouse_core.task_secret import TaskSecret
 from lakehouse_bronze.copy_reader import CopyPlan
 
-#: A landed file holds at most this many rows (one key range).
+#: A landed file is closed once it holds this many rows (at the end of the batch that reaches it).
 LANDING_ROWS_PER_FILE = 250_000
 #: What a task returns per file, as Spark DDL and as Arrow.
 _RESULT_DDL = "job int, path string, rows long, max_value long"
@@ -126,31 +129,39 @@ def filesystem(location: str, properties: dict[str, str]) -> tuple[pafs.FileSyst
 
 
 def _land_range(job: LandingJob, range_index: int, ingested_at: pa.Scalar, io_properties: dict[str, str],
-                conn: psycopg2.extensions.connection) -> tuple[str, int, int | None] | None:
-    """Write one key range to one Parquet file; None (and no file) when the range is empty."""
-    name = f"{uuid.uuid4().hex}.parquet"
+                conn: psycopg2.extensions.connection) -> Iterator[tuple[str, int, int | None]]:
+    """Write one key range to Parquet files of about LANDING_ROWS_PER_FILE rows (a file is closed
+    at the first batch that reaches it): (path, rows, the serial cursor's maximum) per file as it is
+    closed; no file for an empty range."""
     fs, folder = filesystem(job.folder, io_properties)
     fs.create_dir(folder, recursive=True)
     schema = job.file_schema()
     # dictionaries for text only: ids, amounts and timestamps rarely repeat, and trying costs CPU
     # (on the benchmark's tables: a third smaller files for a little less CPU than dictionaries everywhere)
     dictionary = [f.name for f in schema if pa.types.is_string(f.type)]
-    rows, top = 0, None
-    with fs.open_output_stream(f"{folder}/{name}") as stream, \
-            pq.ParquetWriter(stream, schema, compression="zstd", use_dictionary=dictionary) as writer:
+    with contextlib.ExitStack() as open_file:
+        name, rows, top = None, 0, None
         for batch in job.plan.read_range(range_index, conn):
             n = batch.num_rows
             if not n:
                 continue
+            if name is None:
+                name, rows, top = f"{uuid.uuid4().hex}.parquet", 0, None
+                stream = open_file.enter_context(fs.open_output_stream(f"{folder}/{name}"))
+                writer = open_file.enter_context(pq.ParquetWriter(stream, schema, compression="zstd",
+                                                                  use_dictionary=dictionary))
             meta = [pa.repeat(pa.scalar(job.batch_id), n), pa.repeat(ingested_at, n), pa.repeat(pa.scalar("upsert"), n)]
             writer.write_batch(pa.RecordBatch.from_arrays(batch.columns + meta, schema=schema))
             rows += n
             if job.max_of is not None:
                 top = _max(top, pc.max(batch.column(job.max_of)).as_py())
-    if not rows:
-        fs.delete_file(f"{folder}/{name}")
-        return None
-    return f"{job.folder}/{name}", rows, top
+            if rows >= LANDING_ROWS_PER_FILE:
+                open_file.close()  # the writer, then its stream
+                yield f"{job.folder}/{name}", rows, top
+                name = None
+        if name is not None:
+            open_file.close()
+            yield f"{job.folder}/{name}", rows, top
 
 
 def _land_partitions(jobs: tuple[LandingJob, ...], tasks: tuple[tuple[tuple[int, int], ...], ...], ingested_at_us: int,
@@ -167,14 +178,22 @@ def _land_partitions(jobs: tuple[LandingJob, ...], tasks: tuple[tuple[tuple[int,
                     conn = connections.get(plan.server)
                     if conn is None:
                         conn = connections[plan.server] = plan.connect()
-                    landed = _land_range(jobs[job_index], range_index, ingested_at, io_properties, conn)
-                    if landed is not None:
-                        path, rows, top = landed
+                    for path, rows, top in _land_range(jobs[job_index], range_index, ingested_at, io_properties, conn):
                         yield pa.RecordBatch.from_pylist(
                             [{"job": job_index, "path": path, "rows": rows, "max_value": top}], schema=_RESULT_ARROW)
     finally:
         for conn in connections.values():
             conn.close()
+
+
+def rows_per_range(jobs: list[LandingJob], slots: int) -> int:
+    """The most rows a table is read in as one stream: a task slot's share of all the jobs' planned
+    rows, and at least LANDING_ROWS_PER_FILE. A larger table is split into key ranges so that every
+    slot stays busy; a smaller one is read whole, since each range's predicate costs the source CPU
+    (at scale 1 on 2 cores, splitting the four largest tables into 11 ranges cost the server a
+    third more CPU for them)."""
+    planned = sum(job.plan.rows or 0 for job in jobs)
+    return max(LANDING_ROWS_PER_FILE, math.ceil(planned / max(1, slots)))
 
 
 def pack_tasks(jobs: list[LandingJob], slots: int) -> list[list[tuple[int, int]]]:
