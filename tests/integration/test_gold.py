@@ -213,6 +213,7 @@ def trap_shop(spark, settings, empty_lakehouse, source_sql):
                                   for t in GOLD_TABLES},
                       # the tables whose upstream tables were unchanged: their state staged alone
                       "unchanged": sorted(result.table for result in built if result.unchanged),
+                      "built_rows": {result.table: result.rows for result in built},
                       # what the gate validated of each table: (rows, rows the batch rebuilt)
                       "validated": {t.table: (t.row_count, t.batch_rows) for t in report.tables},
                       # after days of incremental runs (a day's wrong rows stay wrong until rebuilt)
@@ -395,6 +396,11 @@ def test_the_gold_gate_validates_the_days_a_batch_rebuilt(trap_shop, spark):
         spark.table("lakehouse.gold.mart_customer_360").count(), None)
     assert state[D3]["validated"]["gold.fct_shipments"] == (0, 0)
     assert state[D1]["validated"]["gold.fct_orders"][1] is None
+    # a fact's build counts the rows it wrote from its commit (no checkpoint): what its gate validated
+    facts = [t for t in state[D1]["built_rows"] if t.startswith("fct_")]
+    assert {(day, t): recorded["built_rows"][t] for day, recorded in state.items() for t in facts} == \
+        {(day, t): recorded["validated"][f"gold.{t}"][0] for day, recorded in state.items() for t in facts}
+    assert state[D3]["built_rows"]["fct_orders"] == day3
 
 
 def test_after_the_daily_runs_every_table_equals_a_full_rebuild_from_silver(trap_shop):

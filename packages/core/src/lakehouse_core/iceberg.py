@@ -369,6 +369,18 @@ def snapshot_id(spark: SparkSession, ident: str, ref: str = "main") -> int | Non
     return None if snap is None else int(snap.snapshotId())
 
 
+def added_rows(spark: SparkSession, ident: str, ref: str, since: int | None) -> int:
+    """The rows that the snapshots committed to ``ref`` after snapshot ``since`` added (their summaries'
+    ``added-records``; 0 when none was committed). ``since`` None: every snapshot of ``ref``."""
+    table = java_table(spark, ident)
+    snap, added = table.snapshot(ref), 0
+    while snap is not None and snap.snapshotId() != since:
+        added += int(snap.summary().get("added-records") or 0)
+        parent = snap.parentId()
+        snap = None if parent is None else table.snapshot(parent)
+    return added
+
+
 def summary(spark: SparkSession, ident: str, ref: str = PUBLISH_TAG) -> dict[str, str]:
     """The ``lakehouse.*`` summary properties of the snapshot at ``ref`` ({} when absent)."""
     snap = java_table(spark, ident).snapshot(ref)

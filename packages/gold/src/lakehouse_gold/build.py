@@ -363,9 +363,14 @@ def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTab
         write = table.incremental_write
     # the plan's column lineage, read before the checkpoint cuts it from the tables it read
     lineage = plan_lineage.column_lineage(df) if settings.lineage.enabled else None
-    df = df.localCheckpoint()
-    if write is replace_all and start.exists and table.touched_days is None and \
-            _fingerprint(df) == _fingerprint(spark.table(ident)):
+    # a table of touched days (a fact) is written straight from its plan, its rows counted from its
+    # commit: storing them in a checkpoint first cost more (scale 3, a daily build: the facts' table
+    # time about 8 % more, ``fct_order_lines`` 11.5-13.2 s against 7.2-8.6 s). The others are
+    # compared with their published rows before they are written: computed once, kept for both.
+    checkpointed = table.touched_days is None
+    if checkpointed:
+        df = df.localCheckpoint()
+    if checkpointed and write is replace_all and start.exists and _fingerprint(df) == _fingerprint(spark.table(ident)):
         write = _keep  # rebuilt whole as published: no new files (the gate keeps the table's validation)
     if not start.exists:
         iceberg.create_table(spark, ident, df.schema, partition_by=table.partition_by)
@@ -373,10 +378,14 @@ def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTab
             spark.sql(f"ALTER TABLE {ident} WRITE ORDERED BY {', '.join(table.sort_by)}")
     state[TOUCHED_DAYS] = iceberg.encode(context.scope)
 
+    written = {}
+
     def write_and_reconcile(target: str) -> None:
+        before = iceberg.snapshot_id(spark, ident, branch)
         write(df, target)
+        written["rows"] = iceberg.added_rows(spark, ident, branch, before)
         for name, (gold, silver_total) in (table.reconcile(context, spark.table(target)) if table.reconcile else {}).items():
             state.update({f"lakehouse.reconcile.{name}.gold": str(gold), f"lakehouse.reconcile.{name}.silver": str(silver_total)})
 
     iceberg.stage(spark, ident, batch_id, write_and_reconcile, PACKAGE, lambda: state)
-    return GoldResult(table.name, df.count(), column_lineage=lineage)
+    return GoldResult(table.name, df.count() if checkpointed else written["rows"], column_lineage=lineage)
