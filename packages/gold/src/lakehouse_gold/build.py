@@ -378,14 +378,12 @@ def build_table(spark: SparkSession, settings: LakehouseSettings, table: GoldTab
             spark.sql(f"ALTER TABLE {ident} WRITE ORDERED BY {', '.join(table.sort_by)}")
     state[TOUCHED_DAYS] = iceberg.encode(context.scope)
 
-    written = {}
-
     def write_and_reconcile(target: str) -> None:
-        before = iceberg.snapshot_id(spark, ident, branch)
         write(df, target)
-        written["rows"] = iceberg.added_rows(spark, ident, branch, before)
         for name, (gold, silver_total) in (table.reconcile(context, spark.table(target)) if table.reconcile else {}).items():
             state.update({f"lakehouse.reconcile.{name}.gold": str(gold), f"lakehouse.reconcile.{name}.silver": str(silver_total)})
 
+    published = iceberg.snapshot_id(spark, ident)  # where the audit branch starts
     iceberg.stage(spark, ident, batch_id, write_and_reconcile, PACKAGE, lambda: state)
-    return GoldResult(table.name, df.count() if checkpointed else written["rows"], column_lineage=lineage)
+    rows = df.count() if checkpointed else iceberg.added_rows(spark, ident, branch, published)
+    return GoldResult(table.name, rows, column_lineage=lineage)
