@@ -474,6 +474,7 @@ def test_a_tables_pii_passes_through_the_python_workers_once(spark, shop):
     """Silver masks a table's PII columns (of any type), and the copies its quarantine JSON keeps,
     in one pass through the Python workers, not one per column; a blank value is NULL in silver."""
     from lakehouse_core.registry import TableSpec
+    from lakehouse_silver import quarantine
     from lakehouse_silver.pii import pii_key, reference_hmac
     from lakehouse_silver.transform import changes_from_bronze
 
@@ -493,9 +494,9 @@ def test_a_tables_pii_passes_through_the_python_workers_once(spark, shop):
     (row,) = latest.collect()
     assert (row.name, row.email, row.phone) == (reference_hmac("ann", key), reference_hmac("an@example.com", key), None)
     assert row.mobile == reference_hmac("84912345678", key)  # a number is masked too, to text
-    (quarantined,) = rejected.collect()
+    (quarantined,) = rejected.select("_rule", quarantine.raw_json().alias("raw_values")).collect()
     assert quarantined._rule == "null_key"
-    assert json.loads(quarantined._raw) == {"name": reference_hmac("bob", key), "email": reference_hmac("b@example.io", key),
+    assert json.loads(quarantined.raw_values) == {"name": reference_hmac("bob", key), "email": reference_hmac("b@example.io", key),
                                             "phone": reference_hmac("0912345678", key)}
 
 
@@ -562,6 +563,19 @@ def test_silver_quarantines_rows_breaking_hard_rules(spark, shop):
     assert iceberg.summary(spark, identifier("silver", "payment"))["lakehouse.quarantined_rows"] == "1"
 
 
+def test_rows_that_pass_are_never_written_as_json(spark, shop):
+    """A row's source values become JSON only once it is quarantined: the rows that pass (whose
+    unknown-enumeration rule reads a source value) are checked against the column itself."""
+    from lakehouse_silver import quarantine
+    from lakehouse_silver.transform import changes_from_bronze
+
+    spec = Registry.load(shop).get("payment")  # an enumerated column: payment_status
+    latest, rejected = changes_from_bronze(spark, shop, spec, spark.table(identifier("bronze", "payment")), "main")
+    plan = latest._jdf.queryExecution().optimizedPlan().toString()
+    assert "to_json" not in plan and "get_json_object" not in plan, plan
+    assert "payment_status" in rejected.select(quarantine.raw_json().alias("raw")).first().raw
+
+
 def test_incremental_silver_equals_a_rebuild_from_all_of_bronze(spark, shop):
     from lakehouse_silver.transform import changes_from_bronze
 
@@ -614,6 +628,30 @@ def test_a_merge_bounded_by_the_changes_keys_matches_as_without_bounds(spark, sh
         assert merged == [(1, "a", "b1"), (2, "B", "b2"), (1002, "d", "b1"), (1003, "e", "b2")]
     finally:
         spark.sql(f"DROP TABLE IF EXISTS {target} PURGE")
+
+
+def test_a_first_load_appended_holds_what_a_merge_into_the_empty_table_would(spark):
+    """A silver table's first load appends its upserts (``append_upserts``) instead of merging:
+    the same rows as ``merge_into`` an empty table, a key whose latest version is a delete left out."""
+    from lakehouse_core.registry import TableSpec
+    from lakehouse_silver.transform import append_upserts, merge_into
+
+    spec = TableSpec(name="first_load", kind="mutable", primary_key=("id",), load_mode="full")
+    changes = spark.createDataFrame(
+        [(1, "a", "b1", None, "upsert"), (2, None, "b1", None, "delete"), (3, "c", "b1", None, "upsert")],
+        "id bigint, v string, _source_batch_id string, _silver_updated_at timestamp, _op string")
+    rows = {}
+    for name, write in (("merged", lambda t: merge_into(spark, t, changes, spec)),
+                        ("appended", lambda t: append_upserts(t, changes))):
+        target = f"lakehouse.silver.test_first_load_{name}"
+        spark.sql(f"CREATE TABLE {target} (id bigint, v string, _source_batch_id string, "
+                  "_silver_updated_at timestamp) USING iceberg")
+        try:
+            write(target)
+            rows[name] = sorted(tuple(r) for r in spark.table(target).collect())
+        finally:
+            spark.sql(f"DROP TABLE IF EXISTS {target} PURGE")
+    assert rows["appended"] == rows["merged"] == [(1, "a", "b1", None), (3, "c", "b1", None)]
 
 
 def test_older_batch_after_newer_is_refused(spark, shop):

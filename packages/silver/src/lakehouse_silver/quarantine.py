@@ -55,14 +55,22 @@ ADDED_COLUMNS = {"source_batch_id": "string", "status": "string", "closed_batch_
 
 
 def raw_values(bronze_rows: DataFrame, spec: TableSpec) -> Column:
-    """The source values of a bronze row as JSON (kept for quarantined rows), PII columns masked
-    (``bronze_rows`` carries their masked copies: ``pii.with_masked_copies``)."""
-    return F.to_json(F.struct(*[pii.masked_copy(c).alias(c) if c in spec.pii else source_column(c)
-                                for c in bronze_rows.columns if not c.startswith("_")]))
+    """The source values of a bronze row as a struct (a quarantined row keeps them as JSON:
+    ``raw_json``), PII columns masked (``bronze_rows`` carries their masked copies:
+    ``pii.with_masked_copies``). A struct, not JSON, until a row is quarantined: a rule reading
+    one of its fields reads the column itself (Spark's optimizer drops the struct), where JSON was
+    written and parsed again for every row (3M rows, two enumeration rules: 3.3 s against 0.7 s)."""
+    return F.struct(*[pii.masked_copy(c).alias(c) if c in spec.pii else source_column(c)
+                      for c in bronze_rows.columns if not c.startswith("_")])
+
+
+def raw_json() -> Column:
+    """The source values of a quarantined row (``RAW_COLUMN``) as the JSON its quarantine row records."""
+    return F.to_json(F.col(RAW_COLUMN))
 
 
 def _raw_field(column: str) -> Column:
-    return F.get_json_object(F.col(RAW_COLUMN), f"$.{column}")
+    return F.col(RAW_COLUMN).getField(column)
 
 
 def _parent_keys(spark: SparkSession, parent: str, branch: str) -> DataFrame | None:
@@ -270,7 +278,7 @@ def stage(spark: SparkSession, rejected: DataFrame, spec: TableSpec, batch_id: s
     earlier attempt is dropped)."""
     rows = rejected.where(F.col(RETRY_COLUMN).isNull()).select(
         F.col("_rule").alias("rule"), F.lit(batch_id).alias("batch_id"), key_json(spec).alias("primary_key"),
-        F.col(RAW_COLUMN).alias("raw_values"), F.current_timestamp().alias("quarantined_at"),
+        raw_json().alias("raw_values"), F.current_timestamp().alias("quarantined_at"),
         F.col("_batch_id").alias("source_batch_id"),
         F.lit(OPEN).alias("status"), F.lit(None).cast("string").alias("closed_batch_id"),
         F.lit(None).cast("timestamp").alias("closed_at"),
