@@ -47,6 +47,7 @@ def test_a_fact_key_missing_from_its_dimension_is_named_with_its_reference(spark
     keys = suite["meta"]["primary_key"]
     rows = [("ok", *[1] * len(references)), ("nulls", *[None] * len(references))]
     rows += [(f"broken {r}", *[MISSING if other == r else 2 for other in references]) for r in references]
+    rows.append(("broken all", *[MISSING] * len(references)))  # a row that misses every dimension: each named
     # the primary-key columns hold the row's label (their types do not matter to the query)
     batch = spark.createDataFrame([(label,) * len(keys) + tuple(values) for label, *values in rows],
                                   ", ".join([f"{k} string" for k in keys] + [f"{r} long" for r in references]))
@@ -58,7 +59,7 @@ def test_a_fact_key_missing_from_its_dimension_is_named_with_its_reference(spark
         (resolved_query,) = [e["kwargs"]["unexpected_rows_query"] for e in ri_suite["expectations"]]
         found = spark.sql(resolved_query.format(batch="ri_test_batch")).collect()
         assert sorted((r["reference"], r[keys[0]], r["value"]) for r in found) == sorted(
-            (r, f"broken {r}", MISSING) for r in references)
+            [(r, f"broken {r}", MISSING) for r in references] + [(r, "broken all", MISSING) for r in references])
         assert quality_scan.decide(batch, ri_suite).passed == (False,)
         assert quality_scan.decide(batch.where(f"{keys[0]} IN ('ok', 'nulls')"), ri_suite).passed == (True,)
     finally:
