@@ -172,6 +172,16 @@ def row_hash(df: DataFrame, columns: list[str]) -> Column:
     return F.xxhash64(F.array(*[column(c, df).isNull() for c in columns]), *[normalized(c) for c in columns])
 
 
+def within_key_range(bronze: DataFrame, extracted: DataFrame, key: str) -> DataFrame:
+    """The rows of ``bronze`` whose ``key`` lies between the least and the greatest value of it in
+    ``extracted`` (found by one job): a literal filter, so Iceberg skips the data files outside by
+    their bounds. An append-only table's new rows have keys beyond its older files: a daily
+    comparison reads the newest files, not the table's whole history. Every row of ``bronze``
+    when ``extracted`` holds no key value."""
+    low, high = extracted.agg(F.min(column(key, extracted)), F.max(column(key, extracted))).first()
+    return bronze if low is None else bronze.where(column(key, bronze).between(F.lit(low), F.lit(high)))
+
+
 def changed_rows(bronze: DataFrame, spec: TableSpec, extracted: DataFrame) -> DataFrame:
     """Rows of ``extracted`` that differ from the latest bronze version of their key.
 
@@ -185,7 +195,7 @@ def changed_rows(bronze: DataFrame, spec: TableSpec, extracted: DataFrame) -> Da
     compared = [c for c in source_columns if c in bronze.columns]
     new = [c for c in source_columns if c not in bronze.columns]
     key = list(spec.primary_key)
-    candidates = bronze.join(extracted.select(*key), key, "left_semi")
+    candidates = within_key_range(bronze, extracted, key[0]).join(extracted.select(*key), key, "left_semi")
     latest = latest_versions(candidates.select(*key, "_batch_id", "_ingested_at",
                                                row_hash(candidates, compared).alias("_row_hash")), spec.primary_key)
     # (a row with a value in a new column has no checksum: it equals no version)
@@ -196,10 +206,15 @@ def changed_rows(bronze: DataFrame, spec: TableSpec, extracted: DataFrame) -> Da
 
 def deleted_rows(bronze: DataFrame, spec: TableSpec, source_keys: DataFrame, template: DataFrame,
                  batch_id: str) -> DataFrame:
-    """Keys live in bronze but absent from the source, as ``_op = 'delete'`` rows shaped like ``template``."""
-    versions = latest_versions(bronze.select(*spec.primary_key, "_op", "_batch_id", "_ingested_at"), spec.primary_key)
-    live = versions.where("_op <> 'delete'").select(*spec.primary_key)
-    gone = live.join(source_keys.select(*spec.primary_key), list(spec.primary_key), "left_anti")
+    """Keys live in bronze but absent from the source, as ``_op = 'delete'`` rows shaped like
+    ``template``. Only the versions of keys absent from the source are ordered to find the latest
+    (a few: those deleted now or before), not every version bronze holds. A NULL key names no row:
+    it is never deleted."""
+    key = list(spec.primary_key)
+    absent = bronze.select(*key).join(source_keys.select(*key), key, "left_anti").distinct()
+    versions = latest_versions(bronze.join(absent, key, "left_semi").select(*key, "_op", "_batch_id", "_ingested_at"),
+                               spec.primary_key)
+    gone = versions.where("_op <> 'delete'").select(*key)
     filled = {
         "_batch_id": F.lit(batch_id), "_ingested_at": F.current_timestamp(), "_op": F.lit("delete"),
     }
@@ -342,6 +357,7 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
         if "DECIMAL_PRECISION_EXCEEDS_MAX_PRECISION" not in str(exc.java_exception):
             raise
         raise source.value_beyond_type(settings, spec, plan.query, read.schema) from None
+    read_rows = extracted.count()
     new_columns: list[str] = []
     if not plan.start.exists:
         # accept-any-schema lets new source columns land through mergeSchema; bronze is
@@ -354,7 +370,7 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
         new_columns = check_evolution(f"source table {spec.name}", table_schema, extracted.schema, keep_columns=True)
         extracted = align_to_table(extracted, table_schema)
         reads_keys = spec.load_mode is LoadMode.full or spec.reconcile_deletes or plan.reconcile
-        if not (reads_keys or new_columns) and extracted.isEmpty():
+        if not (reads_keys or new_columns) and read_rows == 0:
             # nothing read (a quiet day of an incremental table): nothing changed, bronze is not read,
             # the batch stages its state alone
             watermark = plan.watermark(None)
@@ -371,19 +387,18 @@ def _extract_dataframe(spark: SparkSession, settings: LakehouseSettings, plan: T
             _refuse_rewritten_history(spec, bronze, new_rows)
     new_rows = new_rows.localCheckpoint()  # computed once: the write, the counts and the watermark
 
-    seen = None
-    if plan.read.watermark_is_max_of:
-        seen = new_rows.where("_op = 'upsert'").agg(F.max(plan.read.watermark_is_max_of)).first()[0]
-    watermark = plan.watermark(seen)
-
-    by_op = {r["_op"]: r["count"] for r in new_rows.groupBy("_op").count().collect()}
+    # per operation, in one job: its rows and (a serial cursor) the highest id of the upserts
+    highest = F.max(column(plan.read.watermark_is_max_of)) if plan.read.watermark_is_max_of else F.lit(None)
+    counted = new_rows.groupBy("_op").agg(F.count(F.lit(1)).alias("count"), highest.alias("highest")).collect()
+    by_op = {r["_op"]: r["count"] for r in counted}
+    watermark = plan.watermark(next((r["highest"] for r in counted if r["_op"] == "upsert"), None))
     if plan.spec.name not in confirmed_deletes:
         _hold_mass_delete(spark, settings, plan, by_op.get("delete", 0))
     # no rows and no new source column: the batch's state alone (an empty append would commit nothing else)
     append = None if not (by_op or new_columns) else (
         lambda branch: new_rows.writeTo(branch).option("mergeSchema", "true").append())
     iceberg.stage(spark, ident, batch_id, append, PACKAGE,
-                  plan.state_properties(watermark, extracted.count(), sum(by_op.values())))
+                  plan.state_properties(watermark, read_rows, sum(by_op.values())))
     return plan.result(by_op.get("upsert", 0), by_op.get("delete", 0), watermark, tuple(new_columns))
 
 
