@@ -388,6 +388,33 @@ def test_a_row_is_unchanged_only_when_key_checksum_and_new_columns_say_so(spark)
     assert changed == {(1, 5, None), (2, 7, 7), (4, 1, 1), (6, 1, 1)}
 
 
+def test_deletes_name_keys_gone_from_the_source_once_and_never_a_null_key(spark):
+    """``deleted_rows``: a key live in bronze and absent from the source is deleted; a key whose
+    latest version is already a delete, a key the source still holds (a later version, after a
+    delete: re-inserted) and a NULL key (it names no row, even absent from the source keys'
+    equality) are not."""
+    from pyspark.sql import types as T
+
+    from lakehouse_bronze.extract import deleted_rows
+
+    spec = TableSpec(name="deletes", kind="mutable", primary_key=("id",), load_mode="incremental",
+                     cursor="updated_at", reconcile_deletes=True)
+    schema = T.StructType([T.StructField("id", T.LongType()), T.StructField("v", T.StringType()),
+                           T.StructField("_batch_id", T.StringType()), T.StructField("_ingested_at", T.TimestampType()),
+                           T.StructField("_op", T.StringType())])
+    at = START.replace(tzinfo=None)
+    bronze = spark.createDataFrame([
+        (1, "a", "b1", at, "upsert"),  # gone now
+        (2, "b", "b1", at, "upsert"), (2, None, "b2", at, "delete"),  # gone, deleted before
+        (3, "c", "b1", at, "upsert"), (3, None, "b2", at, "delete"), (3, "c2", "b3", at, "upsert"),  # re-inserted
+        (None, "n", "b1", at, "upsert"),  # a NULL key
+        (4, "d", "b1", at, "upsert"),  # still held
+    ], schema)
+    source_keys = spark.createDataFrame([(3,), (4,), (None,)], "id bigint")
+    deleted = deleted_rows(bronze, spec, source_keys, bronze, "b4").collect()
+    assert [(r.id, r.v, r._batch_id, r._op) for r in deleted] == [(1, None, "b4", "delete")]
+
+
 def _scanned_data_files(df) -> dict[str, int]:
     """Run ``df`` and total its Iceberg scans' file metrics: the data files read and skipped."""
     df.collect()  # (the metrics of this plan's execution)
