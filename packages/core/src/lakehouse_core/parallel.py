@@ -19,11 +19,13 @@ Result = TypeVar("Result")
 
 def run_in_dependency_order(items: Sequence[Item], work: Callable[[Item], Result], workers: int,
                             depends_on: Callable[[Item], Iterable[Item]] = lambda item: (),
-                            on_done: Callable[[Item, Result], None] | None = None) -> list[Result]:
+                            on_done: Callable[[Item, Result], None] | None = None,
+                            in_each_thread: Callable[[], None] | None = None) -> list[Result]:
     """``work(item)`` for every item, at most ``workers`` at once, each started once the items it
     ``depends_on`` (those among ``items``) are done; the results in ``items`` order. ``on_done(item,
     result)`` runs in the calling thread as each item's work ends, while the others' goes on (a
-    failure there is raised like one of the work's).
+    failure there is raised like one of the work's). ``in_each_thread()`` runs once in each worker
+    thread before its first item (``lakehouse_core.spark.own_scheduler_pool``).
 
     The first failure is raised once the work under way has finished; nothing starts after it.
     Raises ConfigurationError when the dependencies form a cycle.
@@ -32,7 +34,7 @@ def run_in_dependency_order(items: Sequence[Item], work: Callable[[Item], Result
     results: dict[int, Result] = {}
     failure: BaseException | None = None
     workers = max(1, workers)
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(workers, thread_name_prefix="lakehouse-table", initializer=in_each_thread) as pool:
         running: dict[Future, int] = {}
         while waiting or running:
             if failure is None:

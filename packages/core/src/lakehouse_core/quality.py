@@ -67,7 +67,7 @@ from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.progress import Progress
 from lakehouse_core.registry import Registry, RegistryError, TableSpec, identifier
 from lakehouse_core.settings import LakehouseSettings
-from lakehouse_core.spark import spark_lineage_held_back
+from lakehouse_core.spark import own_scheduler_pool, spark_lineage_held_back
 
 if TYPE_CHECKING:
     import pandas
@@ -1205,7 +1205,7 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
     idents = [identifier(n, t) for n, t in staged]
     try:
         run_in_dependency_order(idents, lambda ident: _scan_staged(gate, ident), settings.spark.parallel_tables,
-                                on_done=judge)
+                                on_done=judge, in_each_thread=own_scheduler_pool(spark))
     finally:
         gate.parents.close()
     report.tables.extend(judged[ident] for ident in idents)

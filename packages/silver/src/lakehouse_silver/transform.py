@@ -31,6 +31,7 @@ from lakehouse_core.parallel import run_in_dependency_order
 from lakehouse_core.registry import TableSpec, identifier
 from lakehouse_core.schema import check_evolution, column, quoted, widened_columns
 from lakehouse_core.settings import LakehouseSettings
+from lakehouse_core.spark import own_scheduler_pool
 from lakehouse_silver import pii, quarantine, reconcile
 from lakehouse_silver.vocabulary import canonical, enum_columns
 
@@ -258,6 +259,7 @@ def transform_tables(spark: SparkSession, settings: LakehouseSettings, specs: li
         return result
 
     return run_in_dependency_order(specs, transform, settings.spark.parallel_tables,
+                                   in_each_thread=own_scheduler_pool(spark),
                                    depends_on=lambda spec: [t for t in specs if t.name in spec.parent_tables()])
 
 
