@@ -15,8 +15,9 @@ warehouse's manager and phone are not dimension attributes).
 from __future__ import annotations
 
 import operator
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from functools import reduce
+from zoneinfo import ZoneInfo
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -103,10 +104,15 @@ def build_dim_date(ctx: BuildContext) -> DataFrame:
     """A calendar: one row per business day from the first order's day through the end of the year
     after the run's logical date. Facts hold rows dated after the logical date (committed after
     the interval ended, read by the same batch; a backfill's first run reads the source as it is
-    now): their days are rows of the calendar too. A day beyond it fails the facts' gate."""
+    now): their days are rows of the calendar too. A day beyond it fails the facts' gate. The
+    orders up to the end of the calendar's first day as last published are read first."""
     last = date(ctx.as_of.year + 1, 12, 31)
-    orders = ctx.silver.read("orders")
-    first = edge_business_day(orders, "order_date", ctx.settings.business_zone, last=False) or ctx.as_of
+    zone = ctx.settings.business_zone
+    previous, near = ctx.previous("dim_date"), None
+    if previous is not None:
+        first_before = previous.select(F.min("date")).first()[0]
+        near = None if first_before is None else datetime.combine(first_before + timedelta(days=1), time(), ZoneInfo(zone))
+    first = edge_business_day(ctx.silver.read("orders"), "order_date", zone, last=False, near=near) or ctx.as_of
     days = ctx.spark.sql(f"SELECT explode(sequence(DATE'{min(first, ctx.as_of)}', DATE'{last}')) AS day")
     return days.select(
         date_key(F.col("day")).alias("date_key"), F.col("day").alias("date"),

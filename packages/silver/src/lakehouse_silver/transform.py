@@ -363,6 +363,6 @@ def freshness_lag_days(table: DataFrame, event_time: str, interval: DataInterval
                        settings: LakehouseSettings) -> int | None:
     """Days from the newest business day of ``event_time`` in ``table`` to the run's logical date
     (0: the table holds events of the logical date; negative: events dated after it; None: no
-    events)."""
-    newest = edge_business_day(table, event_time, settings.business_zone, last=True)
+    events). The events from the interval's start are read first (most tables hold the batch's own)."""
+    newest = edge_business_day(table, event_time, settings.business_zone, last=True, near=interval.start)
     return None if newest is None else (interval.last_day(settings.business_zone) - newest).days
