@@ -6,15 +6,15 @@ import time
 
 import pytest
 
-from lakehouse_core.parallel import run_in_dependency_order
-from lakehouse_core.spark import own_scheduler_pool
+from lakehouse_core.parallel import run_tables
 
 pytestmark = pytest.mark.spark
 
 
-def test_a_tables_small_job_runs_beside_another_tables_large_one(spark):
+def test_a_tables_small_job_runs_beside_another_tables_large_one(spark, settings):
     """A small job one table submits while another table's large job holds every core ends long
-    before the large one: each worker thread's jobs are in a fair-scheduler pool of their own. (With
+    before the large one: ``run_tables`` (what every layer job runs its tables with) puts each
+    worker thread's jobs in a fair-scheduler pool of their own. (With
     first-in-first-out scheduling it waits for every task of the large job to start, and ends with it.)"""
     context = spark.sparkContext
     ended: dict[str, float] = {}
@@ -28,5 +28,6 @@ def test_a_tables_small_job_runs_beside_another_tables_large_one(spark):
             context.parallelize([1], 1).count()
         ended[item] = time.monotonic()
 
-    run_in_dependency_order(["large", "small"], work, 2, in_each_thread=own_scheduler_pool(spark))
+    assert settings.spark.parallel_tables >= 2
+    run_tables(spark, settings, ["large", "small"], work)
     assert ended["large"] - ended["small"] > 2.0, ended

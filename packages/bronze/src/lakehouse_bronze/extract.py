@@ -57,11 +57,10 @@ from lakehouse_core import iceberg, lineage, postgres
 from lakehouse_core.batch import DataInterval
 from lakehouse_core.errors import ConfigurationError, DataError
 from lakehouse_core.faults import crash_point
-from lakehouse_core.parallel import run_in_dependency_order
+from lakehouse_core.parallel import run_tables
 from lakehouse_core.registry import LoadMode, TableSpec, identifier
 from lakehouse_core.schema import check_evolution, column
 from lakehouse_core.settings import LakehouseSettings
-from lakehouse_core.spark import own_scheduler_pool
 from lakehouse_bronze import cursors, landing, source
 from lakehouse_bronze.copy_reader import plan_copy, task_errors
 
@@ -494,8 +493,7 @@ def extract_tables(spark: SparkSession, settings: LakehouseSettings, specs: list
 
     # the other tables, ``spark.parallel_tables`` at a time (nothing is published before the gate)
     incremental = [plan for plan in plans if plan.spec.name not in results]
-    for plan, result in zip(incremental, run_in_dependency_order(incremental, extract, settings.spark.parallel_tables,
-                                                                       in_each_thread=own_scheduler_pool(spark))):
+    for plan, result in zip(incremental, run_tables(spark, settings, incremental, extract)):
         results[plan.spec.name] = result
     return [results[spec.name] for spec in specs]
 

@@ -33,9 +33,9 @@ from pyspark.sql import SparkSession
 
 from lakehouse_core import iceberg
 from lakehouse_core.catalog import load_catalog
-from lakehouse_core.parallel import run_in_dependency_order
+from lakehouse_core.parallel import run_tables
 from lakehouse_core.settings import CATALOG_NAME, LakehouseSettings
-from lakehouse_core.spark import catalog_uri_for_cloned_sessions, own_scheduler_pool
+from lakehouse_core.spark import catalog_uri_for_cloned_sessions
 
 LAYERS = ("bronze", "silver", "gold", "quarantine")
 
@@ -211,9 +211,8 @@ def maintain(settings: LakehouseSettings, spark_for: Callable[[], SparkSession],
     maintained = {}
     if due:
         spark = spark_for()
-        maintained = dict(zip(due, run_in_dependency_order(due, lambda ident: maintain_table(spark, settings, ident, now),
-                                                           settings.spark.parallel_tables,
-                                                           in_each_thread=own_scheduler_pool(spark))))
+        maintained = dict(zip(due, run_tables(spark, settings, due,
+                                              lambda ident: maintain_table(spark, settings, ident, now))))
     return [maintained.get(f"{CATALOG_NAME}.{table}") or TableMaintenance(
                 table, len(m.snapshot_times), len(m.snapshot_times), m.data_files, m.data_files, 0, 0,
                 round(seconds, 2))

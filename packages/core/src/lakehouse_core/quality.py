@@ -63,11 +63,11 @@ from pyspark.sql import functions as F
 from lakehouse_core import data_docs, iceberg, lineage, quality_scan
 from lakehouse_core.errors import ConfigurationError, LakehouseError, UpstreamNotPublishedError
 from lakehouse_core.faults import crash_point
-from lakehouse_core.parallel import run_in_dependency_order
+from lakehouse_core.parallel import run_tables
 from lakehouse_core.progress import Progress
 from lakehouse_core.registry import Registry, RegistryError, TableSpec, identifier
 from lakehouse_core.settings import LakehouseSettings
-from lakehouse_core.spark import own_scheduler_pool, spark_lineage_held_back
+from lakehouse_core.spark import spark_lineage_held_back
 
 if TYPE_CHECKING:
     import pandas
@@ -1204,8 +1204,7 @@ def _gate(spark: SparkSession, settings: LakehouseSettings, layer: str, batch_id
 
     idents = [identifier(n, t) for n, t in staged]
     try:
-        run_in_dependency_order(idents, lambda ident: _scan_staged(gate, ident), settings.spark.parallel_tables,
-                                on_done=judge, in_each_thread=own_scheduler_pool(spark))
+        run_tables(spark, settings, idents, lambda ident: _scan_staged(gate, ident), on_done=judge)
     finally:
         gate.parents.close()
     report.tables.extend(judged[ident] for ident in idents)

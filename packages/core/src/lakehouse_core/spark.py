@@ -11,7 +11,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from pyspark.sql import SparkSession
 
@@ -97,16 +97,6 @@ def spark_lineage_held_back(spark: SparkSession) -> Iterator[None]:
             context.addSparkListener(listener)
 
 
-def own_scheduler_pool(spark: SparkSession) -> Callable[[], None]:
-    """A thread's initializer (``run_in_dependency_order``'s ``in_each_thread``): the Spark jobs the
-    thread submits go to a fair-scheduler pool of its own, named after the thread. The pools share
-    the cores equally (``spark.scheduler.mode`` FAIR); jobs within one run in order."""
-    def initialize() -> None:
-        spark.sparkContext.setLocalProperty("spark.scheduler.pool", threading.current_thread().name)
-
-    return initialize
-
-
 def _lineage_conf(settings: LakehouseSettings, parent: ParentRun | None) -> dict[str, str]:
     lineage = settings.lineage
     conf = {
@@ -154,9 +144,8 @@ def spark_conf(settings: LakehouseSettings, app_name: str, parent: ParentRun | N
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.defaultCatalog": CATALOG_NAME,
-        # tables run a few at a time (``lakehouse_core.parallel``), each thread's jobs in a pool of
-        # their own (``own_scheduler_pool``): a table's small jobs no longer queue behind another
-        # table's large one
+        # tables run a few at a time (``lakehouse_core.parallel.run_tables``), each thread's jobs in
+        # a pool of their own: a table's small jobs no longer queue behind another table's large one
         "spark.scheduler.mode": "FAIR",
         # the OpenLineage listener reflects into the class loader (Java 17 module rules); the
         # platform's logging configuration (see log4j2.properties beside this module)

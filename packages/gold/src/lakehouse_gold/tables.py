@@ -10,10 +10,9 @@ from pyspark.sql import SparkSession
 
 from lakehouse_core import lineage
 from lakehouse_core.batch import DataInterval
-from lakehouse_core.parallel import run_in_dependency_order
+from lakehouse_core.parallel import run_tables
 from lakehouse_core.registry import identifier
 from lakehouse_core.settings import LakehouseSettings
-from lakehouse_core.spark import own_scheduler_pool
 from lakehouse_gold.build import GoldResult, GoldTable, build_table
 from lakehouse_gold.dimensions import DIMENSIONS
 from lakehouse_gold.facts import FACTS
@@ -55,6 +54,5 @@ def build_tables(spark: SparkSession, settings: LakehouseSettings, interval: Dat
             on_done(result, time.perf_counter() - began)
         return result
 
-    return run_in_dependency_order(list(GOLD_TABLES.values()), build, settings.spark.parallel_tables,
-                                   in_each_thread=own_scheduler_pool(spark),
-                                   depends_on=lambda table: [GOLD_TABLES[name] for name in table.depends_on])
+    return run_tables(spark, settings, list(GOLD_TABLES.values()), build,
+                      depends_on=lambda table: [GOLD_TABLES[name] for name in table.depends_on])

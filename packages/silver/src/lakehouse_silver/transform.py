@@ -27,11 +27,10 @@ from pyspark.sql.types import IntegralType, StringType, TimestampNTZType
 from lakehouse_core import iceberg, lineage, quality
 from lakehouse_core.batch import DataInterval
 from lakehouse_core.business_days import edge_business_day
-from lakehouse_core.parallel import run_in_dependency_order
+from lakehouse_core.parallel import run_tables
 from lakehouse_core.registry import TableSpec, identifier
 from lakehouse_core.schema import check_evolution, column, quoted, widened_columns
 from lakehouse_core.settings import LakehouseSettings
-from lakehouse_core.spark import own_scheduler_pool
 from lakehouse_silver import pii, quarantine, reconcile
 from lakehouse_silver.vocabulary import canonical, enum_columns
 
@@ -258,9 +257,8 @@ def transform_tables(spark: SparkSession, settings: LakehouseSettings, specs: li
             on_done(result, time.perf_counter() - began)
         return result
 
-    return run_in_dependency_order(specs, transform, settings.spark.parallel_tables,
-                                   in_each_thread=own_scheduler_pool(spark),
-                                   depends_on=lambda spec: [t for t in specs if t.name in spec.parent_tables()])
+    return run_tables(spark, settings, specs, transform,
+                      depends_on=lambda spec: [t for t in specs if t.name in spec.parent_tables()])
 
 
 def transform_table(spark: SparkSession, settings: LakehouseSettings, spec: TableSpec,
